@@ -12,6 +12,7 @@
 #define DT_AUTH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <gnutls/gnutls.h>
 
 #define DT_AUTH_VERSION 1
@@ -45,5 +46,15 @@ int dt_auth_check(const char *key, size_t keylen, enum dt_auth_role role,
 		  const unsigned char nonce_client[DT_AUTH_NONCE_LEN],
 		  const unsigned char nonce_server[DT_AUTH_NONCE_LEN],
 		  const char *got_hex);
+
+/* The exchange itself (doc/PROTOCOL.md), run by conn.c on a freshly
+ * handshaken connection before anything else is read or sent.  Bounded by
+ * the monotonic deadline (dt_mono_ms() value).  DTASK_EAUTH when the peer
+ * holds another key; the server tells the client so before returning. */
+struct dt_conn;
+int dt_auth_run_client(struct dt_conn *c, gnutls_session_t s, const char *key,
+		       int64_t deadline, char *err, size_t errlen);
+int dt_auth_run_server(struct dt_conn *c, gnutls_session_t s, const char *key,
+		       int64_t deadline, char *err, size_t errlen);
 
 #endif

@@ -5,7 +5,10 @@
  * field's type and range, warns about unknown ones, fills defaults and
  * resolves relative paths against the file's folder.  Errors name the file,
  * the field and what was expected.  A loaded dt_config is read-only: any
- * thread may read it without a lock.
+ * thread may read its plain fields without a lock.  Not its `json` tree:
+ * json-c caches serializations inside objects and its reference counts are
+ * not atomic, so only the thread that loaded it touches `json`.
+ * The loader does not apply log_level; the program calls dt_log_set_level().
  */
 #ifndef DT_CONF_H
 #define DT_CONF_H

@@ -35,9 +35,9 @@ typedef struct dt_link_opts {
 int dt_conn_connect(const dt_link_opts *o, const char *host, int port, dt_conn **out,
 		    char *err, size_t errlen);
 
-/* Server side of an accepted socket (takes ownership of fd, also on
- * failure): handshake and the share_key proof.  On an auth failure the peer
- * is told with an "error" message before the close. */
+/* Server side of an accepted socket: handshake and the share_key proof.
+ * On success the connection owns fd; on failure the caller still does (and
+ * closes it).  On an auth failure the peer is told with an "error" message. */
 int dt_conn_accept(const dt_link_opts *o, int fd, dt_conn **out, char *err, size_t errlen);
 
 /* Send one message (len bytes, no newline: one is added).  Under the send
@@ -69,7 +69,10 @@ void dt_conn_free(dt_conn *c);
 /* "ip:port" of the peer, for logs. */
 const char *dt_conn_peer(const dt_conn *c);
 int dt_conn_fd(const dt_conn *c);
-/* Set by the role after "hello", for logs ("worker host:123"). */
+/* The negotiated protocol, e.g. "TLS1.3", for logs and tests. */
+const char *dt_conn_tls_version(const dt_conn *c);
+/* Set by the owner after "hello", before any other thread sees the
+ * connection; used in logs ("worker host:123"). */
 void dt_conn_set_name(dt_conn *c, const char *name);
 const char *dt_conn_name(const dt_conn *c);
 

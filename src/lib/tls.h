@@ -16,7 +16,7 @@
 typedef struct dt_tls dt_tls;
 
 /* cert/key: the certificate chain and key this side presents as a server
- * (both NULL for a pure client).  ca: trust anchors for verifying a server
+ * (a client may give cert alone: it is then only trusted, as a pin).  ca: trust anchors for verifying a server
  * (NULL: trust cert itself).  cfgpath names the config file in messages. */
 dt_tls *dt_tls_new(const char *cert, const char *key, const char *ca, int insecure,
 		   const char *cfgpath, char *err, size_t errlen);

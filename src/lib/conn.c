@@ -1,0 +1,349 @@
+/*
+ * conn.c - one authenticated peer connection (see conn.h).
+ *
+ * Threads: the owner reads (dt_conn_recv*: rx buffer, no lock); any thread
+ * sends under send_lock (sbuf, send_dead); dt_conn_shutdown() from any
+ * thread only calls shutdown(2) and sets an atomic flag.  send_lock is a
+ * leaf: nothing else is locked while it is held.
+ */
+#include "build-config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "dtask.h"
+#include "frame.h"
+#include "log.h"
+#include "net.h"
+#include "util.h"
+
+struct dt_conn {
+	int fd;
+	gnutls_session_t s;
+	size_t max_message;
+	atomic_int down;         /* shut down: every later I/O fails */
+	dt_frame rx;             /* reader only */
+	pthread_mutex_t send_lock;
+	int send_dead;           /* under send_lock */
+	char *sbuf;              /* under send_lock: message + '\n' */
+	size_t scap;
+	char peer[64];
+	char name[128];
+};
+
+static dt_conn *conn_new(int fd, size_t max_message)
+{
+	dt_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	c->max_message = max_message;
+	dt_frame_init(&c->rx, max_message);
+	pthread_mutex_init(&c->send_lock, NULL);
+	dt_net_peer_name(fd, c->peer, sizeof c->peer);
+	return c;
+}
+
+/* Frees everything but the socket, which the caller decides about. */
+static void conn_release(dt_conn *c)
+{
+	if (c->s)
+		gnutls_deinit(c->s);
+	dt_frame_free(&c->rx);
+	pthread_mutex_destroy(&c->send_lock);
+	free(c->sbuf);
+	free(c);
+}
+
+static int link_setup(const dt_link_opts *o, char *err, size_t errlen)
+{
+	if (!o->share_key || !o->share_key[0])
+		return dt_err(err, errlen, DTASK_ECONFIG, "no \"share_key\" configured");
+	return 0;
+}
+
+int dt_conn_connect(const dt_link_opts *o, const char *host, int port, dt_conn **out,
+		    char *err, size_t errlen)
+{
+	int fd = -1, rc;
+	dt_conn *c = NULL;
+	int64_t deadline = dt_mono_ms() + o->handshake_timeout;
+
+	if ((rc = link_setup(o, err, errlen)) < 0)
+		return rc;
+	if ((rc = dt_net_connect(host, port, o->handshake_timeout, &fd, err, errlen)) < 0)
+		return rc;
+	dt_net_tune(fd, o->send_timeout);
+	if (!(c = conn_new(fd, o->max_message))) {
+		close(fd);
+		return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+	}
+	if ((rc = dt_tls_session_client(o->tls, fd, host, &c->s, err, errlen)) < 0)
+		goto fail;
+	if ((rc = dt_tls_handshake(c->s, o->handshake_timeout, err, errlen)) < 0)
+		goto fail;
+	if ((rc = dt_auth_run_client(c, c->s, o->share_key, deadline, err, errlen)) < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	conn_release(c);
+	close(fd);
+	return rc;
+}
+
+int dt_conn_accept(const dt_link_opts *o, int fd, dt_conn **out, char *err, size_t errlen)
+{
+	int rc;
+	dt_conn *c;
+	int64_t deadline = dt_mono_ms() + o->handshake_timeout;
+
+	if ((rc = link_setup(o, err, errlen)) < 0)
+		return rc;
+	dt_net_tune(fd, o->send_timeout);
+	if (!(c = conn_new(fd, o->max_message)))
+		return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+	if ((rc = dt_tls_session_server(o->tls, fd, &c->s, err, errlen)) < 0)
+		goto fail;
+	if ((rc = dt_tls_handshake(c->s, o->handshake_timeout, err, errlen)) < 0)
+		goto fail;
+	if ((rc = dt_auth_run_server(c, c->s, o->share_key, deadline, err, errlen)) < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	conn_release(c);
+	return rc;
+}
+
+/* Under send_lock: push len bytes of sbuf-or-buf through TLS. */
+static int send_locked(dt_conn *c, const char *buf, size_t len)
+{
+	size_t off = 0;
+	if (c->send_dead || atomic_load(&c->down))
+		return DTASK_ECLOSED;
+	while (off < len) {
+		ssize_t n = gnutls_record_send(c->s, buf + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		/* Interrupted: the same call again sends the record GnuTLS keeps. */
+		if (n == GNUTLS_E_INTERRUPTED || n == 0)
+			continue;
+		c->send_dead = 1;
+		shutdown(c->fd, SHUT_RDWR);
+		if (n == GNUTLS_E_AGAIN) {
+			/* SO_SNDTIMEO expired: the peer stopped reading. */
+			log_warn("%s: send timed out, dropping the connection", dt_conn_name(c));
+			return DTASK_ETIMEDOUT;
+		}
+		return n == GNUTLS_E_PUSH_ERROR ? DTASK_ECLOSED : DTASK_ETLS;
+	}
+	return 0;
+}
+
+int dt_conn_send_raw(dt_conn *c, const char *buf, size_t len)
+{
+	pthread_mutex_lock(&c->send_lock);
+	int rc = send_locked(c, buf, len);
+	pthread_mutex_unlock(&c->send_lock);
+	return rc;
+}
+
+int dt_conn_send(dt_conn *c, const char *msg, size_t len)
+{
+	if (len > c->max_message)
+		return DTASK_ETOOBIG;
+	int rc;
+	pthread_mutex_lock(&c->send_lock);
+	if (c->scap < len + 1) {
+		size_t ncap = c->scap ? c->scap : 1024;
+		while (ncap < len + 1)
+			ncap *= 2;
+		char *nb = realloc(c->sbuf, ncap);
+		if (!nb) {
+			pthread_mutex_unlock(&c->send_lock);
+			return DTASK_ENOMEM;
+		}
+		c->sbuf = nb;
+		c->scap = ncap;
+	}
+	memcpy(c->sbuf, msg, len);
+	c->sbuf[len] = '\n';
+	rc = send_locked(c, c->sbuf, len + 1);
+	pthread_mutex_unlock(&c->send_lock);
+	return rc;
+}
+
+int dt_conn_send_json(dt_conn *c, json_object *msg)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(
+		msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (!s)
+		return DTASK_ENOMEM;
+	return dt_conn_send(c, s, len);
+}
+
+int dt_conn_send_error(dt_conn *c, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	json_object *m = json_object_new_object();
+	if (!m)
+		return DTASK_ENOMEM;
+	json_object_object_add(m, "type", json_object_new_string("error"));
+	json_object_object_add(m, "message", json_object_new_string(text));
+	int rc = dt_conn_send_json(c, m);
+	json_object_put(m);
+	return rc;
+}
+
+int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
+{
+	int64_t deadline = timeout_ms >= 0 ? dt_mono_ms() + timeout_ms : -1;
+	for (;;) {
+		int rc = dt_frame_next(&c->rx, line, len);
+		if (rc == 1)
+			return 0;
+		if (rc < 0)
+			return rc;
+		if (atomic_load(&c->down))
+			return DTASK_ECLOSED;
+		char *p;
+		size_t room;
+		if ((rc = dt_frame_space(&c->rx, &p, &room)) < 0)
+			return rc;
+		if (deadline >= 0 && gnutls_record_check_pending(c->s) == 0) {
+			int64_t left = deadline - dt_mono_ms();
+			if (left <= 0)
+				return DTASK_ETIMEDOUT;
+			gnutls_record_set_timeout(c->s, (unsigned)left);
+		} else {
+			gnutls_record_set_timeout(c->s, 0);
+		}
+		ssize_t n = gnutls_record_recv(c->s, p, room);
+		if (n > 0) {
+			dt_frame_commit(&c->rx, (size_t)n);
+			continue;
+		}
+		if (n == 0)
+			return DTASK_ECLOSED;
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (n == GNUTLS_E_TIMEDOUT)
+			return DTASK_ETIMEDOUT;
+		if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR ||
+		    atomic_load(&c->down))
+			return DTASK_ECLOSED;
+		log_debug("%s: TLS receive: %s", dt_conn_name(c), gnutls_strerror((int)n));
+		return DTASK_ETLS;
+	}
+}
+
+int dt_conn_recv_msg(dt_conn *c, int timeout_ms, json_object **msg, char *err, size_t errlen)
+{
+	char *line;
+	size_t len;
+	int rc = dt_conn_recv(c, timeout_ms, &line, &len);
+	if (rc < 0)
+		return rc;
+	json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return DTASK_ENOMEM;
+	json_object *o = json_tokener_parse_ex(tok, line, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t used = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!o || jerr != json_tokener_success) {
+		json_object_put(o);
+		return dt_err(err, errlen, DTASK_EPROTO, "malformed JSON: %s",
+			      jerr == json_tokener_continue ? "unexpected end of line"
+							    : json_tokener_error_desc(jerr));
+	}
+	while (used < len && (line[used] == ' ' || line[used] == '\t'))
+		used++;
+	if (used != len) {
+		json_object_put(o);
+		return dt_err(err, errlen, DTASK_EPROTO, "malformed JSON: text after the object");
+	}
+	json_object *type;
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "type", &type) ||
+	    !json_object_is_type(type, json_type_string)) {
+		json_object_put(o);
+		return dt_err(err, errlen, DTASK_EPROTO,
+			      "a message must be a JSON object with a string \"type\"");
+	}
+	*msg = o;
+	return 0;
+}
+
+void dt_conn_shutdown(dt_conn *c)
+{
+	atomic_store(&c->down, 1);
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+void dt_conn_close(dt_conn *c)
+{
+	pthread_mutex_lock(&c->send_lock);
+	if (!c->send_dead && !atomic_load(&c->down)) {
+		int rc;
+		do {
+			rc = gnutls_bye(c->s, GNUTLS_SHUT_WR);
+		} while (rc == GNUTLS_E_INTERRUPTED);
+		shutdown(c->fd, SHUT_WR);
+	}
+	c->send_dead = 1;
+	pthread_mutex_unlock(&c->send_lock);
+}
+
+void dt_conn_free(dt_conn *c)
+{
+	if (!c)
+		return;
+	int fd = c->fd;
+	conn_release(c);
+	close(fd);
+}
+
+const char *dt_conn_peer(const dt_conn *c)
+{
+	return c->peer;
+}
+
+int dt_conn_fd(const dt_conn *c)
+{
+	return c->fd;
+}
+
+void dt_conn_set_name(dt_conn *c, const char *name)
+{
+	snprintf(c->name, sizeof c->name, "%s", name ? name : "");
+}
+
+const char *dt_conn_name(const dt_conn *c)
+{
+	return c->name[0] ? c->name : c->peer;
+}
+
+const char *dt_conn_tls_version(const dt_conn *c)
+{
+	const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(c->s));
+	return v ? v : "?";
+}
