@@ -14,7 +14,7 @@ int main(void)
 
 	is_str(dtask_version(), DTASK_VERSION_STRING, "dtask_version matches the header");
 	is_str(DTASK_VERSION_STRING, PACKAGE_VERSION, "header version matches configure.ac");
-	is_int(DTASK_VERSION_NUMBER, (DTASK_VERSION_MAJOR << 16) | (DTASK_VERSION_MINOR << 8) |
+	is_int(DTASK_VERSION_NUMBER, DTASK_VERSION_MAJOR * 65536 + DTASK_VERSION_MINOR * 256 +
 	       DTASK_VERSION_PATCH, "version number");
 
 	int distinct = 1;
