@@ -1,0 +1,225 @@
+/*
+ * item.c - checking a queue item and generating task ids.
+ *
+ * DESIGN
+ * Owns the rules a queue item must follow (SPEC section 2) and the one
+ * edit the project ever makes to a task's text before claiming it: splicing
+ * a generated "id" in after the opening brace.  The text is otherwise kept
+ * byte for byte; json-c is used to read it, never to write it back (an
+ * encoder would reorder members or, like Lua's cjson, turn [] into {}).
+ * No state: any thread may call anything here (gnutls_rnd is thread-safe).
+ */
+#include "build-config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <json-c/json.h>
+
+#include "dtask.h"
+#include "item.h"
+#include "util.h"
+
+#define ITEM_INT_MAX 2147483647LL
+
+int dt_id_valid(const char *id, size_t len)
+{
+	if (len < 1 || len > DT_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)id[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == ':' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int dt_uuid4(char out[DT_UUID_LEN + 1])
+{
+	unsigned char b[16];
+	if (gnutls_rnd(GNUTLS_RND_RANDOM, b, sizeof b) != 0)
+		return DTASK_EIO;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(out, DT_UUID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+		 b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
+/* An optional member that must be a boolean; *v keeps its default when absent. */
+static int get_bool(struct json_object *o, const char *name, int *v, char *why, size_t whylen)
+{
+	struct json_object *m;
+	if (!json_object_object_get_ex(o, name, &m))
+		return 0;
+	if (!json_object_is_type(m, json_type_boolean))
+		return dt_err(why, whylen, DTASK_EINVAL, "\"%s\" must be true or false", name);
+	*v = json_object_get_boolean(m) ? 1 : 0;
+	return 0;
+}
+
+/* An optional member that must be an integer in 0..2^31-1. */
+static int get_count(struct json_object *o, const char *name, int64_t *v, char *why,
+		     size_t whylen)
+{
+	struct json_object *m;
+	if (!json_object_object_get_ex(o, name, &m))
+		return 0;
+	if (!json_object_is_type(m, json_type_int))
+		return dt_err(why, whylen, DTASK_EINVAL, "\"%s\" must be an integer", name);
+	int64_t x = json_object_get_int64(m);
+	if (x < 0 || x > ITEM_INT_MAX)
+		return dt_err(why, whylen, DTASK_EINVAL, "\"%s\" must be between 0 and %lld", name,
+			      ITEM_INT_MAX);
+	*v = x;
+	return 0;
+}
+
+static int check_object(struct json_object *o, dt_item *it, char *why, size_t whylen)
+{
+	struct json_object *m;
+	int rc;
+
+	if (!json_object_object_get_ex(o, "function", &m) || !json_object_is_type(m, json_type_string))
+		return dt_err(why, whylen, DTASK_EINVAL, "no \"function\" string");
+	const char *fn = json_object_get_string(m);
+	size_t fnlen = (size_t)json_object_get_string_len(m);
+	if (fnlen == 0)
+		return dt_err(why, whylen, DTASK_EINVAL, "\"function\" is empty");
+	if (strlen(fn) != fnlen)
+		return dt_err(why, whylen, DTASK_EINVAL, "\"function\" contains a NUL character");
+	it->function = strdup(fn);
+	if (!it->function)
+		return DTASK_ENOMEM;
+
+	if (json_object_object_get_ex(o, "id", &m)) {
+		if (!json_object_is_type(m, json_type_string) ||
+		    !dt_id_valid(json_object_get_string(m), (size_t)json_object_get_string_len(m)))
+			return dt_err(why, whylen, DTASK_EINVAL,
+				      "\"id\" must be a string of 1 to %d characters of [A-Za-z0-9_.:-]",
+				      DT_ID_MAX);
+		memcpy(it->id, json_object_get_string(m), (size_t)json_object_get_string_len(m) + 1);
+	}
+
+	it->clean_end = 1;
+	it->state_optional = 0;
+	it->attempt = 0;
+	it->max_attempts = DT_MAX_ATTEMPTS_DEFAULT;
+	if ((rc = get_bool(o, "clean_end", &it->clean_end, why, whylen)) ||
+	    (rc = get_bool(o, "state_optional", &it->state_optional, why, whylen)) ||
+	    (rc = get_count(o, "attempt", &it->attempt, why, whylen)) ||
+	    (rc = get_count(o, "max_attempts", &it->max_attempts, why, whylen)))
+		return rc;
+	return 0;
+}
+
+/* The text to keep: a copy, or a copy with "id":"<uuid>", after the '{'
+ * at offset brace. */
+static int build_text(const char *json, size_t len, size_t brace, dt_item *it, char *why,
+		      size_t whylen)
+{
+	if (it->id[0]) {
+		it->json = malloc(len + 1);
+		if (!it->json)
+			return DTASK_ENOMEM;
+		memcpy(it->json, json, len);
+		it->json[len] = '\0';
+		it->len = len;
+		return 0;
+	}
+
+	char uuid[DT_UUID_LEN + 1];
+	if (dt_uuid4(uuid))
+		return dt_err(why, whylen, DTASK_EIO, "no random bytes for a task id");
+	size_t head = brace + 1;
+	char ins[DT_UUID_LEN + 16];
+	int n = snprintf(ins, sizeof ins, "\"id\":\"%s\",", uuid);
+	size_t inslen = (size_t)n;
+	it->json = malloc(len + inslen + 1);
+	if (!it->json)
+		return DTASK_ENOMEM;
+	memcpy(it->json, json, head);
+	memcpy(it->json + head, ins, inslen);
+	memcpy(it->json + head + inslen, json + head, len - head);
+	it->len = len + inslen;
+	it->json[it->len] = '\0';
+	memcpy(it->id, uuid, sizeof uuid);
+	it->id_generated = 1;
+	return 0;
+}
+
+int dt_item_parse(const char *json, size_t len, dt_item *out, char *why, size_t whylen)
+{
+	struct json_tokener *tok = NULL;
+	struct json_object *o = NULL;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (why && whylen)
+		why[0] = '\0';
+	if (len == 0)
+		return dt_err(why, whylen, DTASK_EINVAL, "empty item");
+	if (memchr(json, '\0', len))
+		return dt_err(why, whylen, DTASK_EINVAL, "not valid JSON (contains a NUL byte)");
+	if (len > (size_t)INT32_MAX)
+		return dt_err(why, whylen, DTASK_EINVAL, "item too large");
+	size_t first = 0;
+	while (first < len && (json[first] == ' ' || json[first] == '\t' || json[first] == '\n' ||
+			       json[first] == '\r'))
+		first++;
+	if (first == len || json[first] != '{')
+		return dt_err(why, whylen, DTASK_EINVAL, "not a JSON object");
+
+	tok = json_tokener_new();
+	if (!tok)
+		return DTASK_ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, json, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue) {
+		rc = dt_err(why, whylen, DTASK_EINVAL, "not valid JSON (truncated)");
+		goto fail;
+	}
+	if (jerr != json_tokener_success || !o) {
+		rc = dt_err(why, whylen, DTASK_EINVAL, "not valid JSON (%s at byte %zu)",
+			    json_tokener_error_desc(jerr), json_tokener_get_parse_end(tok));
+		goto fail;
+	}
+	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+		if (json[i] != ' ' && json[i] != '\t' && json[i] != '\n' && json[i] != '\r') {
+			rc = dt_err(why, whylen, DTASK_EINVAL,
+				    "not valid JSON (garbage after the value at byte %zu)", i);
+			goto fail;
+		}
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		rc = dt_err(why, whylen, DTASK_EINVAL, "not a JSON object");
+		goto fail;
+	}
+	if ((rc = check_object(o, out, why, whylen)) || (rc = build_text(json, len, first, out, why, whylen)))
+		goto fail;
+	json_object_put(o);
+	json_tokener_free(tok);
+	return 0;
+
+fail:
+	json_object_put(o);
+	json_tokener_free(tok);
+	dt_item_free(out);
+	return rc;
+}
+
+void dt_item_free(dt_item *it)
+{
+	if (!it)
+		return;
+	free(it->json);
+	free(it->function);
+	memset(it, 0, sizeof *it);
+}

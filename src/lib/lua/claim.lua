@@ -1,0 +1,86 @@
+-- claim.lua: claim a batch of taken items, each for the worker chosen for
+-- it (SPEC 3.2 and 5.1).
+--
+-- KEYS[1]  inflight-<distributor>   KEYS[2]  tasks      KEYS[3]  running
+-- KEYS[4]  end-task                 KEYS[5]  bad-task
+-- ARGV[1]  the key prefix (task keys are built here: ids are data)
+-- ARGV[2]  the distributor's name
+-- then 8 ARGV per item:
+--   raw       the item exactly as it is in inflight-<distributor>
+--   text      the item to keep as the record's data (raw, or raw with a
+--             generated "id" spliced in)
+--   id        its task id (checked in C)
+--   attempt   the item's "attempt" (0 when it had none)
+--   worker    the worker the task is meant for
+--   clean_end "1" or "0" (read from the item in C)
+--   max_attempts  from the item, for the requeue script
+--   function  the item's function, kept in the record for readers
+--
+-- Returns one string per item, in order:
+--   "ok <attempt>"  claimed: the record is RUNNING with this attempt
+--   "gone"          the item is no longer in the in-flight list (another
+--                   distributor recovered it): nothing was done
+--   "cancelled"     the record asked request=cancel: ended, not run
+--   "dup"           any other item for that id: moved to bad-task
+--
+-- Idempotent: the claim first removes its own item from the in-flight
+-- list, and does nothing at all when it is not there, so a retried call
+-- answers "gone" and changes nothing.  It claims only a missing record
+-- (for an item without an attempt) or a QUEUED one with the item's
+-- attempt, and every claim raises attempt by one: a copy of an older item
+-- can never claim again.
+local t = redis.call('TIME')
+local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local prefix, distributor = ARGV[1], ARGV[2]
+local out = {}
+
+-- END the task, or delete its record when it has clean_end (SPEC 2).
+local function end_task(key, id, clean_end, err)
+  if clean_end == '0' then
+    redis.call('HSET', key, 'state', 'END', 'end', now, 'error', err)
+    redis.call('HDEL', key, 'request')
+    redis.call('SADD', KEYS[4], id)
+  else
+    redis.call('DEL', key)
+  end
+  redis.call('SREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+
+for i = 3, #ARGV, 8 do
+  local raw, text, id, want = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local worker, clean_end, max_attempts, fn = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local res
+  if redis.call('LREM', KEYS[1], 1, raw) == 0 then
+    res = 'gone'
+  else
+    local key = prefix .. 'task-' .. id
+    local rec = redis.call('HMGET', key, 'state', 'attempt', 'request', 'data')
+    local state, attempt = rec[1], tonumber(rec[2]) or 0
+    if (not state and want == 0) or (state == 'QUEUED' and attempt == want) then
+      if rec[3] == 'cancel' then
+        end_task(key, id, clean_end, 'cancelled')
+        res = 'cancelled'
+      else
+        attempt = attempt + 1
+        redis.call('HSET', key, 'state', 'RUNNING', 'attempt', string.format('%.0f', attempt),
+          'worker', worker, 'distributor', distributor, 'start', now, 'update', now,
+          'clean_end', clean_end, 'max_attempts', max_attempts, 'function', fn)
+        if not rec[4] then
+          redis.call('HSET', key, 'data', text)
+        end
+        redis.call('SADD', KEYS[2], id)
+        redis.call('ZADD', KEYS[3], now, id)
+        res = 'ok ' .. string.format('%.0f', attempt)
+      end
+    else
+      local why = 'duplicate: task ' .. id .. ' is ' .. (state or 'unknown (no record)') ..
+        ' with attempt ' .. string.format('%.0f', attempt) ..
+        ', the item has attempt ' .. string.format('%.0f', want)
+      redis.call('LPUSH', KEYS[5], '{"reason":' .. cjson.encode(why) .. ',"item":' .. raw .. '}')
+      res = 'dup'
+    end
+  end
+  out[#out + 1] = res
+end
+return out

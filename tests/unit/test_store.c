@@ -1,0 +1,938 @@
+/*
+ * test_store.c - the Redis model (store.c and the scripts) against a real
+ * redis-server: fencing, idempotence, requeue, ordering, NOSCRIPT recovery,
+ * reconnection, key prefix.
+ *
+ * Starts nothing: it uses the private redis-server on 127.0.0.1:$REDIS_PORT
+ * that tests/integration/store.sh starts (and skips without REDIS_PORT).
+ * It FLUSHes that server's databases 0 and 3, so never point it at a Redis
+ * that holds anything of value.  A second, raw hiredis connection (R)
+ * inspects what the scripts wrote.
+ */
+#include "build-config.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+
+#include "dtask.h"
+#include "item.h"
+#include "store.h"
+#include "tap.h"
+#include "util.h"
+
+#define PLAN 291
+
+static redisContext *R;
+static dt_store *S;
+static dt_redis_conf RC;
+static char err[512];
+
+/* ------------------------------------------------------------- helpers */
+
+static redisReply *cmd(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(R, fmt, ap);
+	va_end(ap);
+	if (!r) {
+		printf("Bail out! raw redis connection: %s\n", R->errstr);
+		exit(1);
+	}
+	return r;
+}
+
+static void cmd0(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(R, fmt, ap);
+	va_end(ap);
+	if (!r) {
+		printf("Bail out! raw redis connection: %s\n", R->errstr);
+		exit(1);
+	}
+	freeReplyObject(r);
+}
+
+/* An integer reply (or -1 for anything else). */
+static long long num(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(R, fmt, ap);
+	va_end(ap);
+	if (!r) {
+		printf("Bail out! raw redis connection: %s\n", R->errstr);
+		exit(1);
+	}
+	long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+	freeReplyObject(r);
+	return v;
+}
+
+/* A string reply copied into a small ring of buffers; NULL for nil. */
+static char ring[8][8192];
+static unsigned ring_next;
+
+static const char *str(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(R, fmt, ap);
+	va_end(ap);
+	if (!r) {
+		printf("Bail out! raw redis connection: %s\n", R->errstr);
+		exit(1);
+	}
+	const char *out = NULL;
+	if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+		char *b = ring[ring_next++ % 8];
+		snprintf(b, sizeof ring[0], "%s", r->str);
+		out = b;
+	}
+	freeReplyObject(r);
+	return out;
+}
+
+static const char *field(const char *id, const char *name)
+{
+	return str("HGET task-%s %s", id, name);
+}
+
+static void flush(void)
+{
+	cmd0("FLUSHALL");
+}
+
+static void submit(const char *json)
+{
+	if (dt_store_submit(S, json, strlen(json), err, sizeof err))
+		tap_diag("submit failed: %s", err);
+}
+
+/* One taken item, parsed. */
+typedef struct taken {
+	dt_strv v;
+	dt_item it;
+} taken;
+
+/* Take one item from new-task for d and parse it. */
+static int take1(dt_store *s, const char *d, taken *t)
+{
+	memset(t, 0, sizeof *t);
+	char why[256];
+	if (dt_store_take(s, d, NULL, 1, &t->v, err, sizeof err) || t->v.n != 1) {
+		tap_diag("take failed: %s (n=%zu)", err, t->v.n);
+		return -1;
+	}
+	if (dt_item_parse(t->v.v[0], t->v.len[0], &t->it, why, sizeof why)) {
+		tap_diag("parse failed: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static void taken_free(taken *t)
+{
+	dt_strv_free(&t->v);
+	dt_item_free(&t->it);
+}
+
+/* Claim a taken item for worker w as d; the status (or -1 on error). */
+static int claim_as(dt_store *s, const char *d, taken *t, const char *w, int64_t *attempt)
+{
+	dt_claim_req q = { t->v.v[0], t->v.len[0], &t->it, w };
+	dt_claim_res r;
+	if (dt_store_claim(s, d, &q, 1, &r, err, sizeof err)) {
+		tap_diag("claim failed: %s", err);
+		return -1;
+	}
+	if (attempt)
+		*attempt = r.attempt;
+	return r.status;
+}
+
+static int claim(taken *t, const char *w, int64_t *attempt)
+{
+	return claim_as(S, "d1", t, w, attempt);
+}
+
+/* Submit json, take it as d1 and claim it for w1: the new attempt. */
+static int64_t submit_claim(const char *json, taken *t)
+{
+	int64_t attempt = -1;
+	submit(json);
+	if (take1(S, "d1", t) == 0 && claim(t, "w1", &attempt) != DT_CLAIM_OK)
+		attempt = -1;
+	return attempt;
+}
+
+static int hb1(const char *id, int64_t attempt)
+{
+	dt_task_ref t = { id, attempt };
+	int res = -1;
+	if (dt_store_heartbeat(S, &t, 1, &res, err, sizeof err))
+		tap_diag("heartbeat failed: %s", err);
+	return res;
+}
+
+static int fin1(const char *id, int64_t attempt, int outcome, const char *result,
+		const char *error)
+{
+	dt_finish_req q = { id, attempt, outcome, result, error };
+	int res = -1;
+	if (dt_store_finish(S, &q, 1, &res, err, sizeof err))
+		tap_diag("finish failed: %s", err);
+	return res;
+}
+
+/* One requeue; its status, with the skip state in state (may be NULL). */
+static int rq1(const char *id, int64_t attempt, const char *reason, unsigned flags,
+	       int64_t task_timeout, char *state)
+{
+	dt_requeue_req q = { id, attempt, reason, flags, -1 };
+	dt_requeue_res r;
+	memset(&r, 0, sizeof r);
+	r.status = -1;
+	if (dt_store_requeue(S, &q, 1, task_timeout, &r, err, sizeof err))
+		tap_diag("requeue failed: %s", err);
+	if (state)
+		snprintf(state, 16, "%s", r.state);
+	return r.status;
+}
+
+static long long noscripts(void)
+{
+	const char *info = str("INFO errorstats");
+	const char *p = info ? strstr(info, "errorstat_NOSCRIPT:count=") : NULL;
+	return p ? atoll(p + strlen("errorstat_NOSCRIPT:count=")) : 0;
+}
+
+/* A JSON member of a text, as a borrowed string in a static buffer. */
+static const char *json_member(const char *json, const char *name)
+{
+	static char buf[4096];
+	struct json_object *o = json_tokener_parse(json), *m;
+	buf[0] = '\0';
+	if (o && json_object_object_get_ex(o, name, &m))
+		snprintf(buf, sizeof buf, "%s",
+			 json_object_is_type(m, json_type_string) ?
+				 json_object_get_string(m) :
+				 json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return buf;
+}
+
+/* ------------------------------------------------------------- sections */
+
+static void t_basics(void)
+{
+	int64_t now = 0;
+	ok(dt_store_connected(S), "open connects");
+	ok(dt_store_connected_since(S) >= 0, "connected_since is set");
+	is_int(dt_store_ping(S, err, sizeof err), 0, "PING");
+	is_int(dt_store_time(S, &now, err, sizeof err), 0, "TIME");
+	ok(llabs(now - dt_wall_ms()) < 5000, "Redis time is in ms (%lld)", (long long)now);
+
+	dt_redis_conf bad = RC;
+	bad.port = 1;
+	dt_store *x = NULL;
+	is_int(dt_store_open(&bad, &x, err, sizeof err), DTASK_EREDIS, "connection refused -> EREDIS");
+	ok(x == NULL && strstr(err, "127.0.0.1:1"), "  with a message naming the server: %s", err);
+}
+
+static void t_take(void)
+{
+	dt_strv v;
+	flush();
+	submit("{\"function\":\"f\",\"id\":\"a\"}");
+	submit("{\"function\":\"f\",\"id\":\"b\"}");
+	submit("{\"function\":\"f\",\"id\":\"c\"}");
+	is_int(dt_store_take(S, "d1", NULL, 2, &v, err, sizeof err), 0, "take 2");
+	ok(v.n == 2 && strstr(v.v[0], "\"a\"") && strstr(v.v[1], "\"b\""), "oldest first (FIFO)");
+	dt_strv_free(&v);
+	is_int(num("LLEN inflight-d1"), 2, "both are in inflight-d1");
+	is_int(dt_store_take(S, "d1", NULL, 5, &v, err, sizeof err), 0, "take 5");
+	ok(v.n == 1 && strstr(v.v[0], "\"c\""), "gets the one left");
+	dt_strv_free(&v);
+	is_int(dt_store_take(S, "d1", NULL, 5, &v, err, sizeof err), 0, "take from empty");
+	is_int(v.n, 0, "  gets nothing");
+
+	int64_t t0 = dt_mono_ms();
+	is_int(dt_store_take_blocking(S, "d1", 200, &v, err, sizeof err), 0, "blocking take, empty");
+	int64_t el = dt_mono_ms() - t0;
+	ok(v.n == 0 && el >= 150 && el < 2000, "  times out empty after ~200 ms (%lld ms)",
+	   (long long)el);
+	submit("{\"function\":\"f\",\"id\":\"d\"}");
+	is_int(dt_store_take_blocking(S, "d1", 200, &v, err, sizeof err), 0, "blocking take");
+	ok(v.n == 1 && strstr(v.v[0], "\"d\""), "  gets the item");
+	dt_strv_free(&v);
+	is_int(num("LLEN inflight-d1"), 4, "all four in inflight-d1");
+	int64_t len = -1;
+	submit("{\"function\":\"f\"}");
+	is_int(dt_store_queue_len(S, NULL, &len, err, sizeof err), 0, "queue_len");
+	is_int(len, 1, "  counts new-task");
+}
+
+static void t_claim(void)
+{
+	taken t, dup;
+	int64_t attempt = 0;
+	const char *item = "{\"id\":\"t1\",\"function\":\"f\",\"data\":[]}";
+	flush();
+	submit(item);
+	ok(take1(S, "d1", &t) == 0, "take t1");
+	is_int(claim(&t, "w1", &attempt), DT_CLAIM_OK, "claim t1");
+	is_int(attempt, 1, "  attempt 1");
+	is_str(field("t1", "state"), "RUNNING", "  state RUNNING");
+	is_str(field("t1", "attempt"), "1", "  attempt field 1");
+	is_str(field("t1", "worker"), "w1", "  worker");
+	is_str(field("t1", "distributor"), "d1", "  distributor");
+	is_str(field("t1", "data"), item, "  data is the item, verbatim");
+	is_str(field("t1", "clean_end"), "1", "  clean_end recorded");
+	is_str(field("t1", "function"), "f", "  function recorded");
+	ok(field("t1", "start") && !strcmp(field("t1", "start"), field("t1", "update")),
+	   "  start = update");
+	is_int(num("SISMEMBER tasks t1"), 1, "  in tasks");
+	is_str(str("ZSCORE running t1"), field("t1", "start"), "  in running, scored by update");
+	is_int(num("LLEN inflight-d1"), 0, "  removed from inflight-d1");
+
+	is_int(claim(&t, "w2", &attempt), DT_CLAIM_GONE, "the same claim again: gone");
+	is_str(field("t1", "attempt"), "1", "  attempt unchanged");
+	is_str(field("t1", "worker"), "w1", "  worker unchanged");
+
+	/* Another copy of the item while t1 runs. */
+	submit(item);
+	ok(take1(S, "d1", &dup) == 0, "take a duplicate of t1");
+	is_int(claim(&dup, "w2", NULL), DT_CLAIM_DUP, "its claim: dup");
+	is_int(num("LLEN inflight-d1"), 0, "  removed from inflight-d1");
+	is_int(num("LLEN bad-task"), 1, "  pushed on bad-task");
+	const char *w = str("LINDEX bad-task 0");
+	ok(w && !strncmp(json_member(w, "reason"), "duplicate: ", 11), "  reason: %s",
+	   w ? json_member(w, "reason") : "-");
+	ok(w && !strcmp(json_member(w, "item"), "{\"id\":\"t1\",\"function\":\"f\",\"data\":[]}"),
+	   "  item embedded as JSON, verbatim");
+	is_str(field("t1", "worker"), "w1", "  the running record is untouched");
+	taken_free(&dup);
+	taken_free(&t);
+
+	/* Batch: three items in one call. */
+	submit("{\"id\":\"b1\",\"function\":\"f\"}");
+	submit("{\"id\":\"b2\",\"function\":\"f\"}");
+	submit("{\"function\":\"f\"}");
+	dt_strv v;
+	dt_item it[3];
+	dt_claim_req q[3];
+	dt_claim_res r[3];
+	char why[128];
+	is_int(dt_store_take(S, "d1", NULL, 3, &v, err, sizeof err), 0, "take 3");
+	for (size_t i = 0; i < 3 && i < v.n; i++) {
+		dt_item_parse(v.v[i], v.len[i], &it[i], why, sizeof why);
+		q[i] = (dt_claim_req){ v.v[i], v.len[i], &it[i], i == 1 ? "w2" : "w1" };
+	}
+	is_int(dt_store_claim(S, "d1", q, 3, r, err, sizeof err), 0, "claim 3 in one call");
+	ok(r[0].status == DT_CLAIM_OK && r[1].status == DT_CLAIM_OK && r[2].status == DT_CLAIM_OK &&
+	   r[2].attempt == 1, "  all claimed");
+	is_str(field("b2", "worker"), "w2", "  each for its worker");
+	is_str(field(it[2].id, "data"), it[2].json, "  a generated id: data has it spliced in");
+	is_int(num("SCARD tasks"), 4, "  tasks has t1, b1, b2 and the generated one");
+	for (size_t i = 0; i < 3; i++)
+		dt_item_free(&it[i]);
+	dt_strv_free(&v);
+}
+
+static void t_heartbeat_finish(void)
+{
+	/* t1 RUNNING attempt 1 from t_claim. */
+	dt_sleep_ms(5);
+	const char *before = field("t1", "update");
+	char b[32];
+	snprintf(b, sizeof b, "%s", before ? before : "");
+	is_int(hb1("t1", 1), DT_HB_OK, "heartbeat with the attempt: ok");
+	ok(field("t1", "update") && atoll(field("t1", "update")) > atoll(b), "  update moved on");
+	is_str(str("ZSCORE running t1"), field("t1", "update"), "  running score = update");
+	is_int(hb1("t1", 2), DT_HB_FENCED, "heartbeat with another attempt: fenced");
+	is_int(hb1("nope", 1), DT_HB_FENCED, "heartbeat of a missing task: fenced");
+
+	dt_task_ref many[3] = { { "b1", 1 }, { "t1", 1 }, { "b2", 7 } };
+	int res[3] = { -1, -1, -1 };
+	is_int(dt_store_heartbeat(S, many, 3, res, err, sizeof err), 0, "heartbeat 3 in one call");
+	ok(res[0] == DT_HB_OK && res[1] == DT_HB_OK && res[2] == DT_HB_FENCED, "  in order");
+
+	char ans[32];
+	is_int(dt_store_request(S, "t1", "stop", ans, sizeof ans, err, sizeof err), 0, "request stop");
+	is_str(ans, "RUNNING", "  recorded on the RUNNING task");
+	is_int(hb1("t1", 1), DT_HB_STOP, "heartbeat reads request=stop");
+
+	is_int(fin1("t1", 2, DT_OUT_END, NULL, NULL), DT_FIN_FENCED, "finish, wrong attempt: fenced");
+	is_str(field("t1", "state"), "RUNNING", "  nothing changed");
+	is_int(fin1("t1", 1, DT_OUT_END, "{\"x\":[]}", NULL), DT_FIN_OK, "finish end");
+	is_int(num("EXISTS task-t1"), 0, "  clean_end: record deleted");
+	is_int(num("SISMEMBER tasks t1"), 0, "  not in tasks");
+	ok(str("ZSCORE running t1") == NULL, "  not in running");
+	is_int(fin1("t1", 1, DT_OUT_END, NULL, NULL), DT_FIN_FENCED, "finish again: fenced");
+	is_int(num("EXISTS task-t1"), 0, "  nothing recreated");
+	is_int(num("SISMEMBER end-task t1"), 0, "  not in end-task");
+}
+
+static void t_clean_end(void)
+{
+	taken t;
+	flush();
+	const char *item = "{\"id\":\"t2\",\"function\":\"f\",\"clean_end\":false,\"data\":{\"a\":[]}}";
+	is_int(submit_claim(item, &t), 1, "claim t2 (clean_end false)");
+	is_str(field("t2", "clean_end"), "0", "  clean_end 0 recorded");
+	cmd0("HSET task-t2 request stop");
+	is_int(fin1("t2", 1, DT_OUT_END, "{\"r\":[]}", NULL), DT_FIN_OK, "finish end");
+	is_str(field("t2", "state"), "END", "  state END, record kept");
+	is_str(field("t2", "result"), "{\"r\":[]}", "  result verbatim ([] stays [])");
+	ok(field("t2", "end") != NULL, "  end time set");
+	ok(field("t2", "request") == NULL, "  request cleared");
+	ok(field("t2", "error") == NULL, "  no error");
+	is_int(num("SISMEMBER end-task t2"), 1, "  in end-task");
+	is_int(num("SISMEMBER tasks t2"), 0, "  not in tasks");
+	ok(str("ZSCORE running t2") == NULL, "  not in running");
+	taken_free(&t);
+
+	is_int(submit_claim("{\"id\":\"t3\",\"function\":\"f\",\"clean_end\":false}", &t), 1,
+	       "claim t3 (clean_end false)");
+	is_int(fin1("t3", 1, DT_OUT_FAIL, NULL, NULL), DT_FIN_OK, "finish fail");
+	is_str(field("t3", "state"), "END", "  state END");
+	is_str(field("t3", "error"), "failed", "  error \"failed\" when none given");
+	taken_free(&t);
+}
+
+static void t_requeue(void)
+{
+	taken t, t2;
+	char st[16];
+	flush();
+	const char *item = "{\"id\":\"t4\",\"function\":\"f\",\"data\":[],\"max_attempts\":3}";
+	is_int(submit_claim(item, &t), 1, "claim t4");
+	is_int(rq1("t4", 1, "stale", DT_RQ_COUNT_FAILURE, 60000, st), DT_RQ_SKIP,
+	       "requeue of a fresh RUNNING task: skip");
+	is_str(st, "RUNNING", "  state RUNNING");
+	is_int(rq1("t4", 2, "stale", DT_RQ_COUNT_FAILURE | DT_RQ_NOW, 0, st), DT_RQ_SKIP,
+	       "requeue with another attempt: skip");
+	dt_sleep_ms(30);
+	is_int(rq1("t4", 1, "stale", DT_RQ_COUNT_FAILURE, 10, st), DT_RQ_REQUEUED,
+	       "requeue of a stale RUNNING task: requeued");
+	is_str(field("t4", "state"), "QUEUED", "  state QUEUED");
+	is_str(field("t4", "attempt"), "1", "  attempt kept");
+	is_str(field("t4", "failures"), "1", "  failures 1");
+	ok(!field("t4", "worker") && !field("t4", "distributor") && !field("t4", "start") &&
+	   !field("t4", "update"), "  worker, distributor, start, update cleared");
+	ok(str("ZSCORE running t4") == NULL, "  not in running");
+	is_int(num("SISMEMBER tasks t4"), 1, "  still in tasks");
+	is_str(field("t4", "data"), item, "  data still the first submission");
+	is_int(num("LLEN new-task"), 1, "  one item on new-task");
+	const char *rq = str("LINDEX new-task -1");
+	is_str(rq, "{\"id\":\"t4\",\"function\":\"f\",\"data\":[],\"max_attempts\":3,\"attempt\":1}",
+	       "  the item: the original text plus \"attempt\"");
+	ok(rq && !strcmp(json_member(rq, "data"), "[]"), "  parses, data still []");
+
+	is_int(rq1("t4", 1, "stale", DT_RQ_COUNT_FAILURE, 10, st), DT_RQ_SKIP,
+	       "the requeue retried: skip");
+	is_str(st, "QUEUED", "  finds QUEUED");
+	is_int(num("LLEN new-task"), 1, "  nothing pushed twice");
+	is_str(field("t4", "failures"), "1", "  nothing counted twice");
+	is_int(hb1("t4", 1), DT_HB_FENCED, "the old copy's heartbeat: fenced");
+	is_int(fin1("t4", 1, DT_OUT_END, NULL, NULL), DT_FIN_FENCED, "the old copy's finish: fenced");
+
+	int64_t attempt = 0;
+	ok(take1(S, "d1", &t2) == 0 && t2.it.attempt == 1, "take the requeued item (attempt 1)");
+	is_int(claim(&t2, "w2", &attempt), DT_CLAIM_OK, "claim it");
+	is_int(attempt, 2, "  attempt 2");
+	is_str(field("t4", "data"), item, "  data still the first submission");
+	/* Another copy of the attempt-1 item turns up in inflight-d1. */
+	cmd0("LPUSH inflight-d1 %b", t2.v.v[0], t2.v.len[0]);
+	is_int(claim(&t2, "w3", NULL), DT_CLAIM_DUP, "claiming the attempt-1 item again: dup");
+	is_str(field("t4", "attempt"), "2", "  attempt still 2");
+
+	is_int(rq1("t4", 2, "worker died", DT_RQ_COUNT_FAILURE | DT_RQ_NOW, 60000, st),
+	       DT_RQ_REQUEUED, "worker died (no staleness needed): requeued");
+	is_str(field("t4", "failures"), "2", "  failures 2");
+	taken_free(&t2);
+	ok(take1(S, "d1", &t2) == 0 && t2.it.attempt == 2, "take it again (attempt 2)");
+	is_int(claim(&t2, "w1", &attempt), DT_CLAIM_OK, "claim it");
+	is_int(attempt, 3, "  attempt 3: only grows");
+	is_int(rq1("t4", 3, "worker died", DT_RQ_COUNT_FAILURE | DT_RQ_NOW, 60000, st), DT_RQ_ENDED,
+	       "third failure with max_attempts 3: ended");
+	is_int(num("EXISTS task-t4"), 0, "  clean_end: record deleted");
+	is_int(num("SISMEMBER tasks t4"), 0, "  not in tasks");
+	is_int(num("LLEN new-task"), 0, "  not requeued");
+	taken_free(&t2);
+	taken_free(&t);
+
+	/* max_attempts with the record kept. */
+	is_int(submit_claim("{\"id\":\"t5\",\"function\":\"f\",\"clean_end\":false,\"max_attempts\":1}",
+			    &t), 1, "claim t5 (max_attempts 1, clean_end false)");
+	is_int(rq1("t5", 1, "worker died", DT_RQ_COUNT_FAILURE | DT_RQ_NOW, 0, st), DT_RQ_ENDED,
+	       "first failure: ended");
+	is_str(field("t5", "state"), "END", "  state END");
+	is_str(field("t5", "error"), "max_attempts reached: worker died", "  error says why");
+	is_int(num("SISMEMBER end-task t5"), 1, "  in end-task");
+	ok(str("ZSCORE running t5") == NULL, "  not in running");
+	taken_free(&t);
+
+	/* max_attempts 0: no limit. */
+	is_int(submit_claim("{\"id\":\"t5b\",\"function\":\"f\",\"max_attempts\":0}", &t), 1,
+	       "claim t5b (max_attempts 0)");
+	cmd0("HSET task-t5b failures 100");
+	is_int(rq1("t5b", 1, "worker died", DT_RQ_COUNT_FAILURE | DT_RQ_NOW, 0, st), DT_RQ_REQUEUED,
+	       "  101st failure: still requeued");
+	taken_free(&t);
+}
+
+static void t_stopped(void)
+{
+	taken t;
+	char st[16];
+	flush();
+	is_int(submit_claim("{\"id\":\"t6\",\"function\":\"f\"}", &t), 1, "claim t6");
+	cmd0("HSET task-t6 request stop");
+	is_int(fin1("t6", 1, DT_OUT_STOPPED, NULL, NULL), DT_FIN_OK, "finish stopped");
+	is_str(field("t6", "state"), "STOPPED", "  state STOPPED");
+	ok(field("t6", "request") == NULL, "  request cleared");
+	is_str(str("ZSCORE running t6"), "0", "  running score 0");
+	is_int(hb1("t6", 1), DT_HB_FENCED, "heartbeat after the stop: fenced");
+
+	dt_stale *v = NULL;
+	size_t n = 0;
+	int64_t now = 0;
+	is_int(dt_store_stale(S, 60000, 10, &v, &n, &now, err, sizeof err), 0, "stale query");
+	ok(n == 1 && !strcmp(v[0].id, "t6") && v[0].update == 0 && now > 0,
+	   "  finds the STOPPED task at once");
+	dt_stale_free(v, n);
+
+	is_int(rq1("t6", -1, "stopped", 0, 60000, st), DT_RQ_REQUEUED,
+	       "requeue of STOPPED (any attempt, no staleness): requeued");
+	ok(field("t6", "failures") == NULL, "  no failure counted");
+	is_int(num("LLEN new-task"), 1, "  on new-task");
+	taken_free(&t);
+
+	/* stale() on RUNNING tasks. */
+	cmd0("DEL new-task");
+	is_int(submit_claim("{\"id\":\"t6b\",\"function\":\"f\"}", &t), 1, "claim t6b");
+	dt_sleep_ms(20);
+	is_int(dt_store_stale(S, 10, 10, &v, &n, NULL, err, sizeof err), 0, "stale query (10 ms)");
+	ok(n == 1 && !strcmp(v[0].id, "t6b") && v[0].update == atoll(field("t6b", "update")),
+	   "  finds the silent RUNNING task with its update");
+	dt_stale_free(v, n);
+	is_int(dt_store_stale(S, 60000, 10, &v, &n, NULL, err, sizeof err), 0, "stale query (60 s)");
+	is_int(n, 0, "  finds nothing");
+	dt_stale_free(v, n);
+	taken_free(&t);
+}
+
+static void t_unclaim_cancel(void)
+{
+	taken t, t2;
+	char ans[32];
+	int status = -1;
+	int64_t attempt = 0;
+	flush();
+	is_int(submit_claim("{\"id\":\"t7\",\"function\":\"f\"}", &t), 1, "claim t7");
+	submit("{\"id\":\"x\",\"function\":\"f\"}");
+	is_int(dt_store_unclaim(S, "t7", 1, &status, err, sizeof err), 0, "unclaim (worker rejected)");
+	is_int(status, DT_RQ_REQUEUED, "  requeued at once");
+	ok(field("t7", "failures") == NULL, "  no failure counted");
+	ok(take1(S, "d1", &t2) == 0 && !strcmp(t2.it.id, "t7"), "  taken next, before newer items");
+	is_int(dt_store_unclaim(S, "t7", 1, &status, err, sizeof err), 0, "unclaim again");
+	is_int(status, DT_RQ_SKIP, "  skip");
+
+	is_int(dt_store_request(S, "t7", "cancel", ans, sizeof ans, err, sizeof err), 0,
+	       "cancel the QUEUED task");
+	is_str(ans, "QUEUED", "  recorded on QUEUED");
+	is_int(claim(&t2, "w1", NULL), DT_CLAIM_CANCELLED, "its claim: cancelled, not run");
+	is_int(num("EXISTS task-t7"), 0, "  ended (clean_end: deleted)");
+	is_int(num("SISMEMBER tasks t7"), 0, "  not in tasks");
+	taken_free(&t2);
+	taken_free(&t);
+
+	is_int(dt_store_request(S, "none", "stop", ans, sizeof ans, err, sizeof err), 0,
+	       "stop a missing task");
+	is_str(ans, "skip none", "  skip none");
+	is_int(num("LLEN new-task"), 1, "x still waits on new-task");
+	cmd0("DEL new-task");
+
+	is_int(submit_claim("{\"id\":\"t9\",\"function\":\"f\",\"clean_end\":false}", &t), 1,
+	       "claim t9 (clean_end false)");
+	is_int(dt_store_request(S, "t9", "cancel", ans, sizeof ans, err, sizeof err), 0,
+	       "cancel the RUNNING task");
+	is_str(ans, "RUNNING", "  recorded");
+	is_int(hb1("t9", 1), DT_HB_CANCEL, "heartbeat reads request=cancel");
+	is_int(fin1("t9", 1, DT_OUT_STOPPED, NULL, NULL), DT_FIN_OK, "the worker stops it");
+	is_str(field("t9", "state"), "END", "  ended, not STOPPED");
+	is_str(field("t9", "error"), "cancelled", "  error cancelled");
+	taken_free(&t);
+
+	is_int(submit_claim("{\"id\":\"t10\",\"function\":\"f\",\"clean_end\":false}", &t), 1,
+	       "claim t10");
+	is_int(fin1("t10", 1, DT_OUT_STOPPED, NULL, NULL), DT_FIN_OK, "stopped");
+	is_int(dt_store_request(S, "t10", "cancel", ans, sizeof ans, err, sizeof err), 0,
+	       "cancel the STOPPED task");
+	is_str(ans, "ended", "  ended at once");
+	is_str(field("t10", "error"), "cancelled", "  error cancelled");
+	is_int(rq1("t10", -1, "stopped", 0, 0, NULL), DT_RQ_SKIP, "  a sweep's requeue then skips");
+	taken_free(&t);
+	(void)attempt;
+}
+
+static void t_park_bad(void)
+{
+	dt_strv v;
+	int res[2] = { -1, -1 };
+	flush();
+	submit("{\"id\":\"p1\",\"function\":\"g\"}");
+	submit("{\"id\":\"p2\",\"function\":\"g\"}");
+	is_int(dt_store_take(S, "d1", NULL, 2, &v, err, sizeof err), 0, "take p1, p2");
+	dt_park_req q[2] = { { v.v[0], v.len[0], "g" }, { v.v[1], v.len[1], "g" } };
+	is_int(dt_store_park(S, "d1", q, 2, res, err, sizeof err), 0, "park both");
+	ok(res[0] == DT_MOVE_OK && res[1] == DT_MOVE_OK, "  parked");
+	is_int(num("LLEN queue-g"), 2, "  in queue-g");
+	is_int(num("LLEN inflight-d1"), 0, "  not in inflight-d1");
+	is_int(dt_store_park(S, "d1", q, 1, res, err, sizeof err), 0, "park p1 again");
+	is_int(res[0], DT_MOVE_GONE, "  gone: nothing done");
+	is_int(num("LLEN queue-g"), 2, "  queue-g unchanged");
+	dt_strv_free(&v);
+	int64_t len = 0;
+	dt_store_queue_len(S, "g", &len, err, sizeof err);
+	is_int(len, 2, "queue_len of queue-g");
+	is_int(dt_store_take(S, "d1", "g", 5, &v, err, sizeof err), 0, "take from queue-g");
+	ok(v.n == 2 && strstr(v.v[0], "p1") && strstr(v.v[1], "p2"), "  in the order parked");
+	is_int(num("LLEN inflight-d1"), 2, "  into inflight-d1");
+	dt_strv_free(&v);
+
+	cmd0("DEL inflight-d1");
+	const char raw[] = "not json \"x\" \\ \x01";
+	submit(raw);
+	is_int(dt_store_take(S, "d1", NULL, 1, &v, err, sizeof err), 0, "take a bad item");
+	dt_bad_req b = { v.v[0], v.len[0], "not valid JSON" };
+	is_int(dt_store_bad(S, "d1", &b, 1, res, err, sizeof err), 0, "bad");
+	is_int(res[0], DT_MOVE_OK, "  moved");
+	is_int(num("LLEN inflight-d1"), 0, "  not in inflight-d1");
+	const char *w = str("LINDEX bad-task 0");
+	ok(w && !strcmp(json_member(w, "reason"), "not valid JSON"), "  wrapped with the reason");
+	ok(w && !strcmp(json_member(w, "item"), raw), "  the item as a JSON string, exact");
+	is_int(dt_store_bad(S, "d1", &b, 1, res, err, sizeof err), 0, "bad again");
+	is_int(res[0], DT_MOVE_GONE, "  gone");
+	is_int(num("LLEN bad-task"), 1, "  pushed once");
+	dt_strv_free(&v);
+}
+
+static void t_inflight(void)
+{
+	dt_strv v;
+	int64_t count = -2;
+	flush();
+	submit("{\"id\":\"a\",\"function\":\"f\"}");
+	submit("{\"id\":\"b\",\"function\":\"f\"}");
+	submit("{\"id\":\"c\",\"function\":\"f\"}");
+	dt_store_take(S, "d1", NULL, 2, &v, err, sizeof err);
+	dt_strv_free(&v);
+	submit("{\"id\":\"d\",\"function\":\"f\"}");
+	dt_store_take(S, "d1", NULL, 1, &v, err, sizeof err);
+	dt_strv_free(&v);
+	/* inflight-d1 holds a, b, c; new-task holds d. */
+	is_int(dt_store_return_inflight(S, "d1", &count, err, sizeof err), 0, "return_inflight");
+	is_int(count, 3, "  3 items");
+	is_int(num("LLEN inflight-d1"), 0, "  inflight-d1 empty");
+	is_int(dt_store_take(S, "d1", NULL, 10, &v, err, sizeof err), 0, "take all");
+	ok(v.n == 4 && strstr(v.v[0], "\"a\"") && strstr(v.v[1], "\"b\"") && strstr(v.v[2], "\"c\"") &&
+	   strstr(v.v[3], "\"d\""), "  original order restored, ahead of newer items");
+	dt_strv_free(&v);
+	is_int(dt_store_return_inflight(S, "d1", &count, err, sizeof err), 0, "return_inflight again");
+	is_int(count, 4, "  4");
+	is_int(dt_store_return_inflight(S, "d1", &count, err, sizeof err), 0, "and again");
+	is_int(count, 0, "  0: idempotent");
+}
+
+static void t_distributors(void)
+{
+	dt_strv v;
+	int64_t count = -2;
+	int rec = -1;
+	flush();
+	is_int(dt_store_register_distributor(S, "d2", "h2", 5002, 10000, err, sizeof err), 0,
+	       "register d2");
+	is_str(str("HGET distributor-d2 state"), "UP", "  UP");
+	is_str(str("HGET distributor-d2 port"), "5002", "  port");
+	is_int(num("SISMEMBER distributors d2"), 1, "  in distributors");
+	is_int(dt_store_register_distributor(S, "d2", "h3", 5003, 10000, err, sizeof err),
+	       DTASK_EBUSY, "register d2 again while it is alive: taken");
+	is_str(str("HGET distributor-d2 host"), "h2", "  record untouched");
+
+	dt_store *S2 = NULL;
+	dt_store_open(&RC, &S2, err, sizeof err);
+	submit("{\"id\":\"r1\",\"function\":\"f\"}");
+	submit("{\"id\":\"r2\",\"function\":\"f\"}");
+	dt_store_take(S2, "d2", NULL, 2, &v, err, sizeof err);
+	dt_strv_free(&v);
+	is_int(dt_store_recover_distributor(S, "d2", 10000, &count, err, sizeof err), 0,
+	       "recover d2");
+	is_int(count, -1, "  alive: nothing done");
+	is_int(num("LLEN inflight-d2"), 2, "  its items stay");
+	dt_sleep_ms(20);
+	is_int(dt_store_recover_distributor(S, "d2", 10, &count, err, sizeof err), 0,
+	       "recover d2 after its timeout");
+	is_int(count, 2, "  2 items returned");
+	is_str(str("HGET distributor-d2 state"), "DOWN", "  marked DOWN");
+	is_int(dt_store_take(S, "d1", NULL, 5, &v, err, sizeof err), 0, "take them");
+	ok(v.n == 2 && strstr(v.v[0], "r1") && strstr(v.v[1], "r2"), "  in order");
+	dt_strv_free(&v);
+	is_int(dt_store_touch_distributor(S2, "d2", &rec, err, sizeof err), 0, "d2 touches");
+	is_int(rec, 1, "  learns it was recovered");
+	is_str(str("HGET distributor-d2 state"), "UP", "  UP again");
+	is_int(dt_store_touch_distributor(S2, "d2", &rec, err, sizeof err), 0, "touch again");
+	is_int(rec, 0, "  not recovered");
+	is_int(dt_store_distributor_down(S2, "d2", err, sizeof err), 0, "d2 down");
+	is_int(dt_store_register_distributor(S, "d2", "h3", 5003, 10000, err, sizeof err), 0,
+	       "register d2 once it is DOWN");
+	is_int(dt_store_recover_distributor(S, "d9", 10000, &count, err, sizeof err), 0,
+	       "recover a distributor without a record");
+	ok(count == 0 && num("EXISTS distributor-d9") == 0, "  0 items, no record created");
+	dt_strv members;
+	is_int(dt_store_members(S, "distributors", &members, err, sizeof err), 0, "members");
+	ok(members.n == 1 && !strcmp(members.v[0], "d2"), "  d2");
+	dt_strv_free(&members);
+	dt_store_free(S2);
+}
+
+static void t_workers(void)
+{
+	int cleared = -1;
+	struct json_object *o = NULL, *m;
+	flush();
+	is_int(dt_store_register_worker(S, "w1", "wh", 7001, 4, "[\"f\",\"g\"]", err, sizeof err),
+	       0, "register worker");
+	is_int(dt_store_record(S, "worker", "w1", &o, err, sizeof err), 0, "read its record");
+	ok(o && json_object_object_get_ex(o, "functions", &m) &&
+	   !strcmp(json_object_get_string(m), "[\"f\",\"g\"]"), "  functions verbatim");
+	ok(o && json_object_object_get_ex(o, "state", &m) && !strcmp(json_object_get_string(m), "UP"),
+	   "  UP");
+	ok(o && json_object_object_get_ex(o, "capacity", &m) && !strcmp(json_object_get_string(m), "4"),
+	   "  capacity");
+	json_object_put(o);
+	is_int(num("SISMEMBER workers w1"), 1, "  in workers");
+	is_int(dt_store_worker_update(S, "w1", 3, "0.75", 1, err, sizeof err), 0, "update");
+	ok(!strcmp(str("HGET worker-w1 running"), "3") && !strcmp(str("HGET worker-w1 load"), "0.75") &&
+	   !strcmp(str("HGET worker-w1 stuck"), "1"), "  running, load, stuck");
+	is_int(dt_store_worker_clear(S, "w1", 0, &cleared, err, sizeof err), 0, "clear while UP");
+	is_int(cleared, 0, "  not cleared");
+	is_int(dt_store_worker_down(S, "w1", err, sizeof err), 0, "down");
+	is_str(str("HGET worker-w1 state"), "DOWN", "  DOWN");
+	is_int(dt_store_worker_clear(S, "w1", 60000, &cleared, err, sizeof err), 0, "clear, recent");
+	is_int(cleared, 0, "  not yet");
+	dt_sleep_ms(20);
+	is_int(dt_store_worker_clear(S, "w1", 10, &cleared, err, sizeof err), 0, "clear, old");
+	is_int(cleared, 1, "  cleared");
+	ok(num("EXISTS worker-w1") == 0 && num("SISMEMBER workers w1") == 0, "  record and name gone");
+	is_int(dt_store_record(S, "worker", "w1", &o, err, sizeof err), 0, "read a missing record");
+	ok(o == NULL, "  NULL");
+}
+
+static void t_noscript(void)
+{
+	taken t;
+	flush();
+	is_int(submit_claim("{\"id\":\"n1\",\"function\":\"f\"}", &t), 1, "claim n1");
+	cmd0("SCRIPT FLUSH");
+	long long n0 = noscripts();
+	is_int(hb1("n1", 1), DT_HB_OK, "heartbeat after SCRIPT FLUSH works");
+	is_int(noscripts(), n0 + 1, "  through one NOSCRIPT reply, resent with EVAL");
+	is_int(hb1("n1", 1), DT_HB_OK, "heartbeat again");
+	is_int(noscripts(), n0 + 1, "  EVAL cached the script: no NOSCRIPT");
+
+	/* Inside a pipeline: several scripts, each NOSCRIPT, resent per reply. */
+	cmd0("SCRIPT FLUSH");
+	n0 = noscripts();
+	dt_batch *b = dt_batch_new(S);
+	dt_task_ref hb[2] = { { "n1", 1 }, { "zz", 1 } };
+	int hres[2] = { -1, -1 }, fres = -1;
+	dt_finish_req fq = { "zz", 1, DT_OUT_END, NULL, NULL };
+	dt_requeue_req rq[2] = { { "n1", 1, "x", 0, -1 }, { "zz", -1, "x", 0, -1 } };
+	dt_requeue_res rres[2];
+	memset(rres, 0, sizeof rres);
+	is_int(dt_batch_heartbeat(b, hb, 2, hres), 0, "batch: heartbeat");
+	is_int(dt_batch_finish(b, &fq, 1, &fres), 0, "batch: finish");
+	is_int(dt_batch_requeue(b, rq, 2, 60000, rres), 0, "batch: 2 requeues");
+	is_int(dt_batch_count(b), 4, "  4 calls");
+	is_int(dt_batch_exec(b, err, sizeof err), 0, "exec after SCRIPT FLUSH");
+	ok(hres[0] == DT_HB_OK && hres[1] == DT_HB_FENCED && fres == DT_FIN_FENCED &&
+	   rres[0].status == DT_RQ_SKIP && !strcmp(rres[0].state, "RUNNING") &&
+	   rres[1].status == DT_RQ_SKIP && !strcmp(rres[1].state, "none"), "  every result right");
+	is_int(noscripts(), n0 + 4, "  4 NOSCRIPT replies, each resent");
+	is_int(dt_batch_count(b), 0, "  the batch is empty after exec");
+	is_int(dt_batch_heartbeat(b, hb, 1, hres), 0, "batch reused");
+	is_int(dt_batch_exec(b, err, sizeof err), 0, "  exec");
+	is_int(noscripts(), n0 + 4, "  no more NOSCRIPT");
+	dt_batch_free(b);
+	taken_free(&t);
+}
+
+static void t_reconnect(void)
+{
+	int64_t since = dt_store_connected_since(S);
+	is_int(dt_store_ping(S, err, sizeof err), 0, "connected");
+	ok(num("CLIENT KILL TYPE normal SKIPME yes") >= 1, "the server kills our connection");
+	err[0] = '\0';
+	is_int(dt_store_ping(S, err, sizeof err), DTASK_EREDIS, "the next call fails");
+	ok(err[0] != '\0', "  with a message: %s", err);
+	ok(!dt_store_connected(S), "  the context is dropped");
+	is_int(dt_store_ping(S, err, sizeof err), 0, "the call after reconnects");
+	ok(dt_store_connected_since(S) > since, "  a new connection");
+	is_int(hb1("n1", 1), DT_HB_OK, "scripts work on it");
+
+	/* Killed under a pipeline. */
+	num("CLIENT KILL TYPE normal SKIPME yes");
+	dt_batch *b = dt_batch_new(S);
+	dt_task_ref hb = { "n1", 1 };
+	int res = -1;
+	dt_batch_heartbeat(b, &hb, 1, &res);
+	is_int(dt_batch_exec(b, err, sizeof err), DTASK_EREDIS, "a pipeline on a killed link fails");
+	dt_batch_heartbeat(b, &hb, 1, &res);
+	is_int(dt_batch_exec(b, err, sizeof err), 0, "  the next one reconnects");
+	is_int(res, DT_HB_OK, "  and works");
+	dt_batch_free(b);
+
+	/* An error reply (a script error) also fails the call, and the next
+	 * call works. */
+	cmd0("SET running notazset");
+	is_int(hb1("n1", 1), -1, "heartbeat with a broken key: error");
+	like_str(err, "heartbeat.lua", "  the message names the script: %s", err);
+	cmd0("DEL running");
+	is_int(dt_store_ping(S, err, sizeof err), 0, "the next call works");
+}
+
+static void t_auth_db(void)
+{
+	dt_store *x = NULL;
+	dt_redis_conf rc = RC;
+	cmd0("ACL SETUSER dtu on >s3cret ~* &* +@all");
+	rc.user = "dtu";
+	rc.password = "s3cret";
+	rc.db = 3;
+	is_int(dt_store_open(&rc, &x, err, sizeof err), 0, "AUTH user password, SELECT 3");
+	submit("{\"function\":\"in db 0\"}");
+	if (x)
+		dt_store_submit(x, "{\"function\":\"f\"}", 16, err, sizeof err);
+	cmd0("SELECT 3");
+	is_int(num("LLEN new-task"), 1, "  writes go to db 3");
+	cmd0("SELECT 0");
+	dt_store_free(x);
+	rc.password = "wrong";
+	x = NULL;
+	is_int(dt_store_open(&rc, &x, err, sizeof err), DTASK_EREDIS, "a wrong password fails");
+	like_str(err, "AUTH", "  the message says AUTH: %s", err);
+	cmd0("ACL DELUSER dtu");
+}
+
+static void t_prefix(void)
+{
+	dt_store *P = NULL;
+	dt_redis_conf rc = RC;
+	taken t;
+	int64_t attempt = 0;
+	char ans[32];
+	rc.prefix = "pfx:";
+	flush();
+	is_int(dt_store_open(&rc, &P, err, sizeof err), 0, "a store with prefix pfx:");
+	is_str(dt_store_prefix(P), "pfx:", "  its prefix");
+	const char *item = "{\"id\":\"k1\",\"function\":\"f\",\"clean_end\":false}";
+	dt_store_submit(P, item, strlen(item), err, sizeof err);
+	dt_store_submit(P, "{\"function\":\"g\"}", 16, err, sizeof err);
+	ok(take1(P, "d1", &t) == 0, "take");
+	is_int(claim_as(P, "d1", &t, "w1", &attempt), DT_CLAIM_OK, "claim");
+	dt_task_ref hb = { "k1", 1 };
+	int res = -1;
+	dt_store_heartbeat(P, &hb, 1, &res, err, sizeof err);
+	is_int(res, DT_HB_OK, "heartbeat");
+	dt_store_request(P, "k1", "stop", ans, sizeof ans, err, sizeof err);
+	dt_finish_req fq = { "k1", 1, DT_OUT_STOPPED, NULL, NULL };
+	dt_store_finish(P, &fq, 1, &res, err, sizeof err);
+	dt_requeue_req rq = { "k1", -1, "stopped", 0, -1 };
+	dt_requeue_res rr;
+	dt_store_requeue(P, &rq, 1, 0, &rr, err, sizeof err);
+	is_int(rr.status, DT_RQ_REQUEUED, "stop and requeue");
+	taken_free(&t);
+	ok(take1(P, "d1", &t) == 0, "take again");
+	dt_park_req pq = { t.v.v[0], t.v.len[0], "f" };
+	dt_store_park(P, "d1", &pq, 1, &res, err, sizeof err);
+	is_int(res, DT_MOVE_OK, "park");
+	taken_free(&t);
+	dt_store_register_distributor(P, "d1", "h", 1, 1000, err, sizeof err);
+	dt_store_register_worker(P, "w1", "h", 1, 1, "[]", err, sizeof err);
+	dt_strv v;
+	dt_store_take(P, "d1", NULL, 1, &v, err, sizeof err);
+	dt_bad_req bq = { v.v[0], v.len[0], "test" };
+	dt_store_bad(P, "d1", &bq, 1, &res, err, sizeof err);
+	dt_strv_free(&v);
+
+	redisReply *r = cmd("KEYS *");
+	int all = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+	for (size_t i = 0; all && i < r->elements; i++)
+		if (strncmp(r->element[i]->str, "pfx:", 4)) {
+			tap_diag("unprefixed key: %s", r->element[i]->str);
+			all = 0;
+		}
+	ok(all, "every key carries the prefix (%zu keys)", r->elements);
+	freeReplyObject(r);
+	ok(num("EXISTS pfx:task-k1") == 1 && num("EXISTS pfx:queue-f") == 1 &&
+	   num("EXISTS pfx:tasks") == 1 && num("EXISTS pfx:bad-task") == 1 &&
+	   num("EXISTS pfx:distributor-d1") == 1 && num("EXISTS pfx:worker-w1") == 1,
+	   "  task-<id>, queue-<function>, tasks, bad-task, distributor-, worker- keys");
+	dt_store_free(P);
+}
+
+int main(void)
+{
+	const char *port = getenv("REDIS_PORT");
+	if (!port || !*port) {
+		printf("1..0 # SKIP REDIS_PORT is not set (run tests/integration/store.sh)\n");
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN); /* hiredis writes with write(2) */
+
+	R = redisConnect("127.0.0.1", atoi(port));
+	if (!R || R->err) {
+		printf("Bail out! cannot connect to redis on port %s\n", port);
+		return 1;
+	}
+	RC.host = "127.0.0.1";
+	RC.port = atoi(port);
+	RC.prefix = "";
+	tap_plan(PLAN);
+	if (dt_store_open(&RC, &S, err, sizeof err)) {
+		printf("Bail out! dt_store_open: %s\n", err);
+		return 1;
+	}
+
+	t_basics();
+	t_take();
+	t_claim();
+	t_heartbeat_finish();
+	t_clean_end();
+	t_requeue();
+	t_stopped();
+	t_unclaim_cancel();
+	t_park_bad();
+	t_inflight();
+	t_distributors();
+	t_workers();
+	t_noscript();
+	t_reconnect();
+	t_auth_db();
+	t_prefix();
+
+	dt_store_free(S);
+	redisFree(R);
+	return tap_done(PLAN);
+}
