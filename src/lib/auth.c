@@ -5,9 +5,14 @@
  * handed to anyone else, so it needs no lock of its own.
  *
  *   client -> {"type":"auth","version":1,"nonce":NC}
- *   server -> {"type":"auth","version":1,"nonce":NS,"proof":PS}
- *   client -> {"type":"auth_proof","proof":PC}        (after checking PS)
- *   server -> {"type":"auth_ok"}                      (after checking PC)
+ *   server -> {"type":"auth","version":1,"nonce":NS}
+ *   client -> {"type":"auth_proof","proof":PC}
+ *   server -> {"type":"auth_ok","proof":PS}           (after checking PC)
+ *   the client then checks PS.
+ *
+ * The client proves first: it has verified the server's certificate, so
+ * only a trusted server ever sees a proof it could guess keys against; a
+ * stranger who merely completes TLS learns nothing.
  *
  * PS = HMAC-SHA256(key, "dtask-auth-v1 server" || E || NC || NS)
  * PC = HMAC-SHA256(key, "dtask-auth-v1 client" || E || NC || NS)
@@ -77,10 +82,11 @@ int dt_auth_check(const char *key, size_t keylen, enum dt_auth_role role,
 	return dt_ct_equal(want, got, DT_AUTH_MAC_LEN);
 }
 
-/* Wait for the next message of the exchange; an "error" from the peer is
- * reported as DTASK_EAUTH with its text. */
+/* Wait for the next message of the exchange.  An "error" from the peer is
+ * DTASK_EAUTH with its text, and *peer_refused is set so that we do not
+ * answer an error with an error. */
 static int recv_step(dt_conn *c, int64_t deadline, const char *want_type, json_object **out,
-		     char *err, size_t errlen)
+		     int *peer_refused, char *err, size_t errlen)
 {
 	int64_t left = deadline - dt_mono_ms();
 	if (left <= 0)
@@ -97,14 +103,15 @@ static int recv_step(dt_conn *c, int64_t deadline, const char *want_type, json_o
 	const char *type = json_object_get_string(json_object_object_get(m, "type"));
 	if (strcmp(type, "error") == 0) {
 		const char *msg = json_object_get_string(json_object_object_get(m, "message"));
-		dt_err(err, errlen, DTASK_EAUTH, "share_key mismatch (the peer says: %s)",
+		dt_err(err, errlen, DTASK_EAUTH, "the peer refused the exchange: %s",
 		       msg ? msg : "no reason given");
 		json_object_put(m);
+		*peer_refused = 1;
 		return DTASK_EAUTH;
 	}
 	if (strcmp(type, want_type) != 0) {
-		dt_err(err, errlen, DTASK_EPROTO, "expected a \"%s\" message during authentication, got \"%s\"",
-		       want_type, type);
+		dt_err(err, errlen, DTASK_EPROTO,
+		       "expected a \"%s\" message during authentication, got \"%s\"", want_type, type);
 		json_object_put(m);
 		return DTASK_EPROTO;
 	}
@@ -120,18 +127,16 @@ static const char *str_field(json_object *m, const char *name)
 	return json_object_get_string(v);
 }
 
-static int get_nonce(json_object *m, unsigned char nonce[DT_AUTH_NONCE_LEN])
-{
-	const char *hex = str_field(m, "nonce");
-	return hex && strlen(hex) == 2 * DT_AUTH_NONCE_LEN &&
-	       dt_hex_decode(hex, nonce, DT_AUTH_NONCE_LEN) == 0 ? 0 : -1;
-}
-
-static int check_version(json_object *m)
+/* The peer's version 1 "auth" message and its nonce. */
+static int get_hello(json_object *m, unsigned char nonce[DT_AUTH_NONCE_LEN])
 {
 	json_object *v;
-	return json_object_object_get_ex(m, "version", &v) &&
-	       json_object_is_type(v, json_type_int) && json_object_get_int(v) == DT_AUTH_VERSION;
+	const char *hex = str_field(m, "nonce");
+	if (!json_object_object_get_ex(m, "version", &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int(v) != DT_AUTH_VERSION)
+		return -1;
+	return hex && strlen(hex) == 2 * DT_AUTH_NONCE_LEN &&
+	       dt_hex_decode(hex, nonce, DT_AUTH_NONCE_LEN) == 0 ? 0 : -1;
 }
 
 static int send_fmt(dt_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -145,45 +150,67 @@ static int send_fmt(dt_conn *c, const char *fmt, ...)
 	return dt_conn_send(c, buf, (size_t)n);
 }
 
+/* Our nonce, then the peer's.  The client speaks first. */
+static int swap_nonces(dt_conn *c, enum dt_auth_role role, int64_t deadline,
+		       unsigned char mine[DT_AUTH_NONCE_LEN], unsigned char theirs[DT_AUTH_NONCE_LEN],
+		       int *peer_refused, char *err, size_t errlen)
+{
+	char hex[HEXLEN(DT_AUTH_NONCE_LEN)];
+	json_object *m = NULL;
+	int rc;
+	if (dt_auth_nonce(mine) != 0)
+		return dt_err(err, errlen, DTASK_ETLS, "cannot draw a nonce");
+	dt_hex_encode(mine, DT_AUTH_NONCE_LEN, hex);
+	for (int step = 0; step < 2; step++) {
+		if ((step == 0) == (role == DT_AUTH_CLIENT)) {
+			rc = send_fmt(c, "{\"type\":\"auth\",\"version\":%d,\"nonce\":\"%s\"}",
+				      DT_AUTH_VERSION, hex);
+			if (rc < 0)
+				return dt_err(err, errlen, rc, "authentication: %s", dtask_strerror(rc));
+		} else {
+			if ((rc = recv_step(c, deadline, "auth", &m, peer_refused, err, errlen)) < 0)
+				return rc;
+			rc = get_hello(m, theirs);
+			json_object_put(m);
+			if (rc != 0)
+				return dt_err(err, errlen, DTASK_EPROTO,
+					      "the peer's \"auth\" message has no valid version %d nonce",
+					      DT_AUTH_VERSION);
+		}
+	}
+	return 0;
+}
+
 int dt_auth_run_client(dt_conn *c, gnutls_session_t s, const char *key, int64_t deadline,
 		       char *err, size_t errlen)
 {
 	unsigned char nc[DT_AUTH_NONCE_LEN], ns[DT_AUTH_NONCE_LEN], ex[DT_AUTH_EXPORTER_LEN];
 	unsigned char mac[DT_AUTH_MAC_LEN];
-	char hex[HEXLEN(DT_AUTH_NONCE_LEN)];
+	char hex[HEXLEN(DT_AUTH_MAC_LEN)];
 	json_object *m = NULL;
 	size_t keylen = strlen(key);
-	int rc;
+	int refused = 0, rc;
 
-	if (dt_auth_nonce(nc) || dt_auth_exporter(s, ex))
-		return dt_err(err, errlen, DTASK_ETLS, "cannot derive authentication material");
-	dt_hex_encode(nc, sizeof nc, hex);
-	if ((rc = send_fmt(c, "{\"type\":\"auth\",\"version\":%d,\"nonce\":\"%s\"}", DT_AUTH_VERSION,
-			   hex)) < 0)
-		return dt_err(err, errlen, rc, "authentication: %s", dtask_strerror(rc));
-	if ((rc = recv_step(c, deadline, "auth", &m, err, errlen)) < 0)
+	if (dt_auth_exporter(s, ex) != 0)
+		return dt_err(err, errlen, DTASK_ETLS, "cannot export keying material");
+	if ((rc = swap_nonces(c, DT_AUTH_CLIENT, deadline, nc, ns, &refused, err, errlen)) < 0)
 		return rc;
-	if (!check_version(m) || get_nonce(m, ns) != 0) {
-		json_object_put(m);
-		return dt_err(err, errlen, DTASK_EPROTO,
-			      "the server's \"auth\" message has no valid version 1 nonce");
-	}
-	if (!dt_auth_check(key, keylen, DT_AUTH_SERVER, ex, nc, ns, str_field(m, "proof"))) {
-		json_object_put(m);
-		send_fmt(c, "{\"type\":\"error\",\"message\":\"authentication failed: the server's share_key proof is wrong\"}");
-		return dt_err(err, errlen, DTASK_EAUTH,
-			      "authentication failed: the server does not hold our share_key");
-	}
-	json_object_put(m);
-	m = NULL;
+	/* The client proves first: its proof only ever goes to a server whose
+	 * certificate it has verified, so a stranger gets nothing to guess at. */
 	if (dt_auth_proof(key, keylen, DT_AUTH_CLIENT, ex, nc, ns, mac) != 0)
 		return dt_err(err, errlen, DTASK_ETLS, "cannot compute the share_key proof");
 	dt_hex_encode(mac, sizeof mac, hex);
 	if ((rc = send_fmt(c, "{\"type\":\"auth_proof\",\"proof\":\"%s\"}", hex)) < 0)
 		return dt_err(err, errlen, rc, "authentication: %s", dtask_strerror(rc));
-	if ((rc = recv_step(c, deadline, "auth_ok", &m, err, errlen)) < 0)
+	if ((rc = recv_step(c, deadline, "auth_ok", &m, &refused, err, errlen)) < 0)
 		return rc;
+	int good = dt_auth_check(key, keylen, DT_AUTH_SERVER, ex, nc, ns, str_field(m, "proof"));
 	json_object_put(m);
+	if (!good) {
+		dt_conn_send_error(c, "authentication failed: the server's share_key proof is wrong");
+		return dt_err(err, errlen, DTASK_EAUTH,
+			      "authentication failed: the server does not hold our share_key");
+	}
 	return 0;
 }
 
@@ -192,32 +219,16 @@ int dt_auth_run_server(dt_conn *c, gnutls_session_t s, const char *key, int64_t 
 {
 	unsigned char nc[DT_AUTH_NONCE_LEN], ns[DT_AUTH_NONCE_LEN], ex[DT_AUTH_EXPORTER_LEN];
 	unsigned char mac[DT_AUTH_MAC_LEN];
-	char nhex[HEXLEN(DT_AUTH_NONCE_LEN)], phex[HEXLEN(DT_AUTH_MAC_LEN)];
+	char hex[HEXLEN(DT_AUTH_MAC_LEN)];
 	json_object *m = NULL;
 	size_t keylen = strlen(key);
-	int rc;
+	int refused = 0, rc;
 
-	if ((rc = recv_step(c, deadline, "auth", &m, err, errlen)) < 0)
+	if (dt_auth_exporter(s, ex) != 0)
+		return dt_err(err, errlen, DTASK_ETLS, "cannot export keying material");
+	if ((rc = swap_nonces(c, DT_AUTH_SERVER, deadline, ns, nc, &refused, err, errlen)) < 0)
 		goto refuse;
-	if (!check_version(m) || get_nonce(m, nc) != 0) {
-		json_object_put(m);
-		rc = dt_err(err, errlen, DTASK_EPROTO,
-			    "the client's \"auth\" message has no valid version 1 nonce");
-		goto refuse;
-	}
-	json_object_put(m);
-	m = NULL;
-	if (dt_auth_nonce(ns) || dt_auth_exporter(s, ex) ||
-	    dt_auth_proof(key, keylen, DT_AUTH_SERVER, ex, nc, ns, mac)) {
-		rc = dt_err(err, errlen, DTASK_ETLS, "cannot derive authentication material");
-		goto refuse;
-	}
-	dt_hex_encode(ns, sizeof ns, nhex);
-	dt_hex_encode(mac, sizeof mac, phex);
-	if ((rc = send_fmt(c, "{\"type\":\"auth\",\"version\":%d,\"nonce\":\"%s\",\"proof\":\"%s\"}",
-			   DT_AUTH_VERSION, nhex, phex)) < 0)
-		return dt_err(err, errlen, rc, "authentication: %s", dtask_strerror(rc));
-	if ((rc = recv_step(c, deadline, "auth_proof", &m, err, errlen)) < 0)
+	if ((rc = recv_step(c, deadline, "auth_proof", &m, &refused, err, errlen)) < 0)
 		goto refuse;
 	int good = dt_auth_check(key, keylen, DT_AUTH_CLIENT, ex, nc, ns, str_field(m, "proof"));
 	json_object_put(m);
@@ -226,11 +237,18 @@ int dt_auth_run_server(dt_conn *c, gnutls_session_t s, const char *key, int64_t 
 			    "authentication failed: the client does not hold our share_key");
 		goto refuse;
 	}
-	if ((rc = send_fmt(c, "{\"type\":\"auth_ok\"}")) < 0)
+	if (dt_auth_proof(key, keylen, DT_AUTH_SERVER, ex, nc, ns, mac) != 0) {
+		rc = dt_err(err, errlen, DTASK_ETLS, "cannot compute the share_key proof");
+		goto refuse;
+	}
+	dt_hex_encode(mac, sizeof mac, hex);
+	if ((rc = send_fmt(c, "{\"type\":\"auth_ok\",\"proof\":\"%s\"}", hex)) < 0)
 		return dt_err(err, errlen, rc, "authentication: %s", dtask_strerror(rc));
 	return 0;
 refuse:
-	/* Tell the peer why, unless it is the one who spoke last. */
+	/* Tell the client why, unless it is the one who gave up. */
+	if (refused)
+		return rc;
 	if (rc == DTASK_EAUTH)
 		dt_conn_send_error(c, "authentication failed: wrong share_key");
 	else if (rc == DTASK_EPROTO || rc == DTASK_ETIMEDOUT)

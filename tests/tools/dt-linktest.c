@@ -106,11 +106,15 @@ static void serve(dt_conn *c, void *arg)
 			break;
 		}
 		const char *type = json_object_get_string(json_object_object_get(m, "type"));
-		if (strcmp(type, "echo") == 0) {
+		if (strcmp(type, "error") == 0) {
+			/* Never answer an error with an error. */
+			log_warn("peer %s sent an error", dt_conn_peer(c));
+		} else if (strcmp(type, "echo") == 0) {
 			log_info("echo from %s", dt_conn_peer(c));
 			dt_conn_send_json(c, m);
 		} else {
-			log_warn("peer %s: unknown message type \"%s\"", dt_conn_peer(c), type);
+			log_warn("peer %s: unknown message type (%zu bytes)", dt_conn_peer(c),
+				 strlen(type));
 			dt_conn_send_error(c, "unknown message type \"%s\"", type);
 		}
 		json_object_put(m);
