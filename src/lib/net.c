@@ -33,19 +33,58 @@ static int wildcard(const char *host)
 	return host == NULL || host[0] == '\0' || strcmp(host, "*") == 0;
 }
 
-int dt_net_listen(const char *host, int port, int backlog, int *fd_out, int *bound_port,
-		  char *err, size_t errlen)
+static int bound_port_of(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return -1;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void set_port(struct sockaddr *sa, int port)
+{
+	if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+}
+
+/* One listening socket on ai (with its port replaced by port if > 0). */
+static int listen_one(struct addrinfo *ai, int port, int dual, int backlog, int *fd_out)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return errno;
+	int one = 1, v6only = dual ? 0 : 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+	if (port > 0)
+		set_port(ai->ai_addr, port);
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, backlog) != 0) {
+		int e = errno;
+		close(fd);
+		return e;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+int dt_net_listen(const char *host, int port, int backlog, int fds[DT_NET_MAX_LISTEN],
+		  int *nfds, int *bound_port, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char service[16];
-	int fd = -1, rc, saved = 0;
+	int rc, saved = EADDRNOTAVAIL;
 
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	snprintf(service, sizeof service, "%d", port);
-	/* Every address: prefer a dual-stack IPv6 socket, fall back to IPv4. */
+	/* Every address: one dual-stack IPv6 socket, or IPv4 without IPv6. */
 	const char *name = wildcard(host) ? NULL : host;
 	if (!name)
 		hints.ai_family = AF_INET6;
@@ -57,36 +96,40 @@ int dt_net_listen(const char *host, int port, int backlog, int *fd_out, int *bou
 	if (rc != 0)
 		return dt_err(err, errlen, DTASK_EIO, "cannot resolve listen address %s:%d: %s",
 			      name ? name : "*", port, gai_strerror(rc));
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0) {
-			saved = errno;
-			continue;
+	/* With port 0 the first socket picks the port and the others must get
+	 * the same one; if another program holds it there, start over. */
+	for (int attempt = 0; attempt < 10; attempt++) {
+		int n = 0, got = port;
+		saved = EADDRNOTAVAIL;
+		for (struct addrinfo *ai = res; ai && n < DT_NET_MAX_LISTEN; ai = ai->ai_next) {
+			int fd = -1, e = listen_one(ai, got, !name, backlog, &fd);
+			if (e) {
+				saved = e;
+				if (n > 0 && port == 0 && e == EADDRINUSE)
+					break; /* the chosen port is taken there: retry */
+				continue;
+			}
+			if (n == 0)
+				got = bound_port_of(fd);
+			fds[n++] = fd;
 		}
-		int one = 1, zero = 0;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (ai->ai_family == AF_INET6 && !name)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
+		int complete = saved != EADDRINUSE || port != 0 || n == 0;
+		if (n > 0 && complete) {
+			freeaddrinfo(res);
+			*nfds = n;
+			*bound_port = got;
+			return 0;
+		}
+		while (n > 0)
+			close(fds[--n]);
+		if (port != 0 || saved != EADDRINUSE)
 			break;
-		saved = errno;
-		close(fd);
-		fd = -1;
+		for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+			set_port(ai->ai_addr, 0);
 	}
 	freeaddrinfo(res);
-	if (fd < 0)
-		return dt_err(err, errlen, DTASK_EIO, "cannot listen on %s:%d: %s",
-			      name ? name : "*", port, strerror(saved));
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		*bound_port = ntohs(ss.ss_family == AF_INET6
-				    ? ((struct sockaddr_in6 *)&ss)->sin6_port
-				    : ((struct sockaddr_in *)&ss)->sin_port);
-	else
-		*bound_port = port;
-	*fd_out = fd;
-	return 0;
+	return dt_err(err, errlen, DTASK_EIO, "cannot listen on %s:%d: %s", name ? name : "*", port,
+		      strerror(saved));
 }
 
 /* One non-blocking connect attempt bounded by timeout_ms; 0 or an errno. */

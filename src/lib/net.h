@@ -7,10 +7,14 @@
 
 #include <stddef.h>
 
-/* Listen on host:port (host NULL, "" or "*" = every address; port 0 = any
- * free port).  Sets *fd and the port really bound in *bound_port. */
-int dt_net_listen(const char *host, int port, int backlog, int *fd, int *bound_port,
-		  char *err, size_t errlen);
+#define DT_NET_MAX_LISTEN 8
+
+/* Listen on host:port: every address host resolves to ("localhost" is
+ * 127.0.0.1 and ::1), all on one port; host NULL, "" or "*" = every
+ * address of the machine; port 0 = any free port (the same one on each
+ * address).  Sets fds[0..*nfds) and the port really bound in *bound_port. */
+int dt_net_listen(const char *host, int port, int backlog, int fds[DT_NET_MAX_LISTEN],
+		  int *nfds, int *bound_port, char *err, size_t errlen);
 
 /* Connect to host:port, trying each resolved address, each attempt bounded
  * by timeout_ms.  The returned socket is blocking, close-on-exec, TCP_NODELAY. */

@@ -50,7 +50,8 @@ typedef struct slot {
 struct dt_server {
 	dt_server_opts o;
 	char *role;
-	int lfd;
+	int lfd[DT_NET_MAX_LISTEN];
+	int nlfd;
 	int port;
 	int wake[2];
 	int reserve_fd;   /* a spare descriptor, given up to survive EMFILE */
@@ -200,13 +201,13 @@ static void start_conn(dt_server *s, int fd)
 
 /* Out of descriptors: accept with the spare one and close at once, so the
  * peer sees a close rather than a hang, then take the spare back. */
-static void shed_one(dt_server *s)
+static void shed_one(dt_server *s, int lfd)
 {
 	if (s->reserve_fd >= 0) {
 		close(s->reserve_fd);
 		s->reserve_fd = -1;
 	}
-	int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd >= 0)
 		close(fd);
 	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -220,10 +221,14 @@ static void shed_one(dt_server *s)
 static void *accept_main(void *arg)
 {
 	dt_server *s = arg;
-	struct pollfd p[2] = { { .fd = s->lfd, .events = POLLIN }, { .fd = s->wake[0], .events = POLLIN } };
+	struct pollfd p[DT_NET_MAX_LISTEN + 1];
+	int n = s->nlfd;
+	for (int i = 0; i < n; i++)
+		p[i] = (struct pollfd){ .fd = s->lfd[i], .events = POLLIN };
+	p[n] = (struct pollfd){ .fd = s->wake[0], .events = POLLIN };
 
 	for (;;) {
-		int r = poll(p, 2, 1000);
+		int r = poll(p, (nfds_t)n + 1, 1000);
 		reap(s);
 		pthread_mutex_lock(&s->lock);
 		int stopping = s->stopping;
@@ -235,27 +240,29 @@ static void *accept_main(void *arg)
 			dt_sleep_ms(100);
 			continue;
 		}
-		if (p[1].revents & POLLIN) {
+		if (p[n].revents & POLLIN) {
 			char buf[64];
 			while (read(s->wake[0], buf, sizeof buf) > 0)
 				;
 		}
-		if (!(p[0].revents & POLLIN))
-			continue;
-		for (int i = 0; i < 64; i++) {
-			int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd >= 0) {
-				start_conn(s, fd);
+		for (int l = 0; l < n; l++) {
+			if (!(p[l].revents & POLLIN))
 				continue;
+			for (int i = 0; i < 64; i++) {
+				int fd = accept4(s->lfd[l], NULL, NULL, SOCK_CLOEXEC);
+				if (fd >= 0) {
+					start_conn(s, fd);
+					continue;
+				}
+				if (errno == EMFILE || errno == ENFILE)
+					shed_one(s, s->lfd[l]);
+				else if (errno == ENOBUFS || errno == ENOMEM)
+					dt_sleep_ms(50);
+				else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+					 errno != ECONNABORTED)
+					log_warn("%s: accept: %s", s->role, strerror(errno));
+				break;
 			}
-			if (errno == EMFILE || errno == ENFILE)
-				shed_one(s);
-			else if (errno == ENOBUFS || errno == ENOMEM)
-				dt_sleep_ms(50);
-			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-				 errno != ECONNABORTED)
-				log_warn("%s: accept: %s", s->role, strerror(errno));
-			break;
 		}
 	}
 	return NULL;
@@ -268,7 +275,7 @@ int dt_server_start(const dt_server_opts *o, dt_server **out, char *err, size_t 
 	if (!s)
 		return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
 	s->o = *o;
-	s->lfd = -1;
+	s->nlfd = 0;
 	s->wake[0] = s->wake[1] = -1;
 	s->reserve_fd = -1;
 	s->o.host = NULL; /* not kept: only used to bind */
@@ -286,9 +293,11 @@ int dt_server_start(const dt_server_opts *o, dt_server **out, char *err, size_t 
 			    "%s: no \"cert\" and \"key\" configured: cannot serve TLS", s->role);
 		goto fail;
 	}
-	if ((rc = dt_net_listen(o->host, o->port, 128, &s->lfd, &s->port, err, errlen)) < 0)
+	if ((rc = dt_net_listen(o->host, o->port, 128, s->lfd, &s->nlfd, &s->port, err,
+				errlen)) < 0)
 		goto fail;
-	fcntl(s->lfd, F_SETFL, fcntl(s->lfd, F_GETFL) | O_NONBLOCK);
+	for (int i = 0; i < s->nlfd; i++)
+		fcntl(s->lfd[i], F_SETFL, fcntl(s->lfd[i], F_GETFL) | O_NONBLOCK);
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
 		rc = dt_err(err, errlen, DTASK_EIO, "pipe: %s", strerror(errno));
 		goto fail;
@@ -348,8 +357,8 @@ void dt_server_free(dt_server *s)
 	if (!s)
 		return;
 	dt_server_stop(s);
-	if (s->lfd >= 0)
-		close(s->lfd);
+	for (int i = 0; i < s->nlfd; i++)
+		close(s->lfd[i]);
 	if (s->wake[0] >= 0)
 		close(s->wake[0]);
 	if (s->wake[1] >= 0)

@@ -66,10 +66,12 @@ static int exchange(const char *ckey, const char *skey, struct srv *srv, char *c
 	memset(srv, 0, sizeof *srv);
 	srv->key = skey;
 	srv->timeout = 3000;
-	if (dt_net_listen("127.0.0.1", 0, 4, &srv->lfd, &port, err, sizeof err) < 0) {
+	int n, lfds[DT_NET_MAX_LISTEN];
+	if (dt_net_listen("127.0.0.1", 0, 4, lfds, &n, &port, err, sizeof err) < 0) {
 		tap_diag("listen: %s", err);
 		return -999;
 	}
+	srv->lfd = lfds[0];
 	pthread_t t;
 	pthread_create(&t, NULL, server_main, srv);
 	dt_link_opts o = { tls, ckey, 4096, 3000, 2000 };
@@ -201,8 +203,9 @@ int main(void)
 	memset(&srv, 0, sizeof srv);
 	srv.key = "abc";
 	srv.timeout = 300;
-	int port;
-	dt_net_listen("127.0.0.1", 0, 4, &srv.lfd, &port, err, sizeof err);
+	int port, nl, lfds[DT_NET_MAX_LISTEN];
+	dt_net_listen("127.0.0.1", 0, 4, lfds, &nl, &port, err, sizeof err);
+	srv.lfd = lfds[0];
 	pthread_t t;
 	pthread_create(&t, NULL, server_main, &srv);
 	int fd;
