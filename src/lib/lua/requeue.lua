@@ -16,7 +16,7 @@
 -- attempt (and, with ARGV[6] "1", a stale update).  Then:
 --   - request=cancel on the record: the task is ended with error
 --     "cancelled" instead;                                     -> "ended"
---   - with ARGV[5] "1", failures +1; when max_attempts > 0 and failures
+--   - with ARGV[5] "1" and a RUNNING record, failures +1; when max_attempts > 0 and failures
 --     reach it, the task is ended with error "max_attempts reached:
 --     <reason>";                                               -> "ended"
 --   - otherwise the task JSON as first submitted (the record's data), with
@@ -70,7 +70,9 @@ if rec[8] == 'cancel' then
   return 'ended'
 end
 
-if ARGV[5] == '1' then
+-- Only a death under a RUNNING task counts: a task its worker stopped
+-- cleanly (STOPPED) failed nothing.
+if ARGV[5] == '1' and state == 'RUNNING' then
   local failures = (tonumber(rec[7]) or 0) + 1
   redis.call('HSET', key, 'failures', string.format('%.0f', failures))
   local max_attempts = tonumber(ARGV[7]) or tonumber(rec[6]) or 5
