@@ -51,6 +51,93 @@ const char *dtask_strerror(int code);
 /* The library's version as linked at run time (compare DTASK_VERSION_STRING). */
 const char *dtask_version(void);
 
+/* ------------------------------------------------------------------ */
+/* Workers: run task functions compiled into this program.             */
+/* ------------------------------------------------------------------ */
+
+struct json_object; /* json-c, for dtask_data_json() */
+
+typedef struct dtask_worker dtask_worker;
+typedef struct dtask dtask; /* one running task; valid inside its function */
+
+/* What a task function returns. */
+typedef enum {
+	DTASK_END,  /* done: END, with the result set by dtask_set_result() */
+	DTASK_STOP, /* stopped (asked to, see dtask_checkpoint()): STOPPED, and
+	             * the task is requeued; after a cancel request: END with
+	             * error "cancelled" */
+	DTASK_FAIL  /* failed: END with error (dtask_set_error(), or "failed") */
+} dtask_status;
+
+typedef dtask_status (*dtask_fn)(dtask *task, void *arg);
+
+/*
+ * A worker from a configuration file (dtask.json(5)).  NULL on failure,
+ * with a message in *errmsg (malloc'd; free() it) naming the file, the
+ * field and what was expected.  Threads start only in dtask_worker_run().
+ */
+dtask_worker *dtask_worker_new(const char *config_path, char **errmsg);
+
+/* Register fn under the name function (what tasks' "function" asks for),
+ * called with arg.  Before dtask_worker_run().  0, or DTASK_EINVAL (bad or
+ * duplicate name), DTASK_ENOMEM. */
+int dtask_worker_add(dtask_worker *w, const char *function, dtask_fn fn, void *arg);
+
+/*
+ * Run until SIGTERM or SIGINT (which it blocks in the calling thread and
+ * takes itself; call it from the main thread before starting threads of
+ * your own, or block those signals in them) or dtask_worker_shutdown().
+ * SIGHUP reopens the log.  On the way out the worker takes no new tasks,
+ * asks its running tasks to stop, waits up to stop_grace for them, leaves
+ * the ones still running STOPPED for another worker, and returns 0.
+ * DTASK_E* when it could not start (the reason is logged).
+ */
+int dtask_worker_run(dtask_worker *w);
+
+/* Make dtask_worker_run() return; safe from any thread and from a signal
+ * handler. */
+void dtask_worker_shutdown(dtask_worker *w);
+
+/* Free a worker that is not running. */
+void dtask_worker_free(dtask_worker *w);
+
+/*
+ * A complete worker program: parses "-c FILE" (default $DTASK_CONFIG, then
+ * SYSCONFDIR/dtask/dtask.json), "-f" (stay in the foreground, log to
+ * stderr; otherwise daemonize and log to syslog), "-p PIDFILE", "-h";
+ * builds the worker, calls setup(w) to register functions (setup returns
+ * non-zero to give up), runs it and returns the process's exit status.
+ */
+int dtask_worker_main(int argc, char **argv, int (*setup)(dtask_worker *w));
+
+/* ---- inside a task function (the task's own thread only) ---- */
+
+const char *dtask_id(const dtask *t);
+const char *dtask_function(const dtask *t);
+/* The attempt: 1 at the first run, +1 at each requeue. */
+long long dtask_attempt(const dtask *t);
+/* The task's "data" as JSON text ("null" when absent; a string holding
+ * JSON, as the 2014 format sends it, is given decoded). */
+const char *dtask_data(const dtask *t);
+/* The same, parsed; owned by the task (do not put it); NULL if absent. */
+struct json_object *dtask_data_json(const dtask *t);
+
+/*
+ * Call often.  Returns 0 to go on; non-zero when the task must stop now
+ * (stop or cancel asked, its worker is shutting down or lost its
+ * distributor, or another copy took over): clean up and return DTASK_STOP.
+ * Blocks while the task is paused.
+ */
+int dtask_checkpoint(dtask *t);
+/* Sleep ms, waking early when the task must stop (then non-zero). */
+int dtask_sleep(dtask *t, unsigned ms);
+/* A live event for watchers: name and a JSON value (NULL: null). */
+int dtask_emit(dtask *t, const char *event, const char *json);
+/* The result stored with END: JSON text (checked; DTASK_EINVAL if not). */
+int dtask_set_result(dtask *t, const char *json);
+/* The error stored with DTASK_FAIL: a sentence. */
+int dtask_set_error(dtask *t, const char *message);
+
 #ifdef __cplusplus
 }
 #endif

@@ -293,6 +293,15 @@ int dt_conn_recv_msg(dt_conn *c, int timeout_ms, json_object **msg, char *err, s
 	return 0;
 }
 
+int dt_conn_pending(dt_conn *c)
+{
+	const char *s = c->rx.buf ? c->rx.buf + c->rx.start : NULL;
+	size_t avail = c->rx.len - c->rx.start;
+	if (s && avail > 0 && memchr(s, '\n', avail))
+		return 1;
+	return gnutls_record_check_pending(c->s) > 0;
+}
+
 void dt_conn_shutdown(dt_conn *c)
 {
 	atomic_store(&c->down, 1);

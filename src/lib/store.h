@@ -103,6 +103,12 @@ int dt_store_submit(dt_store *s, const char *json, size_t len, char *err, size_t
  * Not idempotent and need not be: what it moved is in Redis. */
 int dt_store_take(dt_store *s, const char *distributor, const char *function, size_t n,
 		  dt_strv *items, char *err, size_t errlen);
+/* The same for several sources in one call, at most n items in all:
+ * first up to counts[i] items from each queue-<functions[i]> (parked items
+ * are served first), then new-task with what is left of n. */
+int dt_store_take_multi(dt_store *s, const char *distributor, const char *const *functions,
+			const size_t *counts, size_t nf, size_t n, dt_strv *items, char *err,
+			size_t errlen);
 /* BLMOVE new-task inflight-<distributor> RIGHT LEFT, waiting at most
  * timeout_ms (clamped to 10..DT_STORE_BLOCK_MAX_MS): for when the queue
  * was empty.  *items gets 0 or 1 item. */

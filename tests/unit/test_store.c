@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 291
+#define PLAN 296
 
 static redisContext *R;
 static dt_store *S;
@@ -612,6 +612,27 @@ static void t_park_bad(void)
 	ok(v.n == 2 && strstr(v.v[0], "p1") && strstr(v.v[1], "p2"), "  in the order parked");
 	is_int(num("LLEN inflight-d1"), 2, "  into inflight-d1");
 	dt_strv_free(&v);
+
+	/* take_multi: parked items first (each queue up to its count), then
+	 * new-task, all within one budget. */
+	cmd0("DEL inflight-d1");
+	submit("{\"id\":\"m1\",\"function\":\"h\"}");
+	submit("{\"id\":\"m2\",\"function\":\"h\"}");
+	submit("{\"id\":\"m3\",\"function\":\"h\"}");
+	cmd0("LPUSH queue-g g1");
+	cmd0("LPUSH queue-g g2");
+	cmd0("LPUSH queue-k k1");
+	const char *fns[2] = { "g", "k" };
+	size_t counts[2] = { 1, 5 };
+	is_int(dt_store_take_multi(S, "d1", fns, counts, 2, 3, &v, err, sizeof err), 0,
+	       "take_multi: 3 from queue-g (1), queue-k (5), new-task");
+	ok(v.n == 3 && !strcmp(v.v[0], "g1") && !strcmp(v.v[1], "k1") && strstr(v.v[2], "m1"),
+	   "  g1, k1, then the oldest of new-task");
+	is_int(num("LLEN queue-g"), 1, "  queue-g kept what its count left");
+	is_int(num("LLEN new-task"), 2, "  new-task gave only what the budget left");
+	is_int(num("LLEN inflight-d1"), 3, "  all three in inflight-d1");
+	dt_strv_free(&v);
+	cmd0("DEL inflight-d1 queue-g new-task");
 
 	cmd0("DEL inflight-d1");
 	const char raw[] = "not json \"x\" \\ \x01";

@@ -1,13 +1,15 @@
--- take.lua: move up to n items from a queue into a distributor's in-flight
--- list, oldest first (SPEC 5.1: "take and claim up to that many items in
--- one script call").
+-- take.lua: move items from queues into a distributor's in-flight list,
+-- oldest first (SPEC 5.1: "take and claim up to that many items in one
+-- script call"; parked items are served before newer ones).
 --
--- KEYS[1]  the source list: new-task, or queue-<function> (parked items)
--- KEYS[2]  inflight-<distributor>
--- ARGV[1]  n, the most items to move
+-- KEYS[1]      inflight-<distributor>
+-- KEYS[2..]    the sources, in the order they are served: queue-<function>
+--              lists (parked items) first, new-task last
+-- ARGV[1]      n, the most items to move in all
+-- ARGV[1 + i]  the most items to move from KEYS[1 + i]
 --
--- Returns the items moved, as an array of strings, oldest first; empty
--- when the source is empty.
+-- Returns the items moved, as an array of strings, oldest first within
+-- each source; empty when every source is empty.
 --
 -- Producers LPUSH, so the oldest item is at the RIGHT end; it goes to the
 -- LEFT end of the in-flight list.  Not idempotent by itself and need not
@@ -15,12 +17,19 @@
 -- reply loses nothing; the distributor's start or another distributor's
 -- recovery returns it to new-task.
 local out = {}
-local n = tonumber(ARGV[1]) or 0
-for i = 1, n do
-  local item = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
-  if not item then
+local left = tonumber(ARGV[1]) or 0
+for i = 2, #KEYS do
+  local want = math.min(tonumber(ARGV[i]) or 0, left)
+  for _ = 1, want do
+    local item = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')
+    if not item then
+      break
+    end
+    out[#out + 1] = item
+    left = left - 1
+  end
+  if left <= 0 then
     break
   end
-  out[i] = item
 end
 return out

@@ -1,0 +1,65 @@
+/*
+ * proto.h - the messages exchanged after authentication (doc/PROTOCOL.md
+ * section 6 is the reference; this is its summary for the C code).
+ *
+ * Every message is one JSON object on one line with a string "type".
+ * Lists of tasks are arrays of [id, attempt] pairs, so many tasks travel
+ * in one message.  "free" is the worker's free task slots when it sent the
+ * message (all distributors share them): the distributor's placement uses
+ * the latest one minus the runs it sent since.
+ *
+ * worker -> distributor
+ *   {"type":"hello","version":1,"name":S,"host":S,"port":N,"capacity":N,
+ *    "free":N,"functions":[S,...]}
+ *       first message; host/port: the worker's watcher listener (port 0:
+ *       none).  The distributor answers "hello", or "error" and closes
+ *       (another worker of that name is connected here).
+ *   {"type":"health","load":F,"free":N,"tasks":[[S,N],...]}
+ *       every health_interval; tasks: every task the worker runs, from any
+ *       distributor (the sweeps never requeue those).
+ *   {"type":"started","free":N,"tasks":[[S,N],...]}
+ *       these runs were taken into slots (one message for a batch).
+ *   {"type":"ended","free":N,"tasks":[[S,N],...]}
+ *       these tasks ended (END written to Redis, or fenced: their record is
+ *       no longer this copy's); the distributor forgets them.
+ *   {"type":"stopped","free":N,"tasks":[[S,N],...]}
+ *       these tasks stopped and STOPPED is written: requeue them now.
+ *   {"type":"reject","id":S,"attempt":N,"reason":S,"free":N}
+ *       the worker cannot take that run; reason "full", "unknown function"
+ *       or "draining".  The distributor requeues it at once (no failure).
+ *
+ * distributor -> worker
+ *   {"type":"hello","version":1,"name":S}
+ *   {"type":"health"}
+ *       every health_interval.
+ *   {"type":"run","id":S,"attempt":N,"function":S,"task":{...}}
+ *       task: the queue item exactly as submitted (data, clean_end,
+ *       state_optional, ... inside), never re-encoded.
+ *   {"type":"stop","id":S,"attempt":N,"reason":S}
+ *
+ * either way
+ *   {"type":"error","message":S}   never answered with another error.
+ *
+ * A receiver ignores fields it does not know.  An unknown "type" is
+ * answered with "error" and the connection stays.
+ */
+#ifndef DT_PROTO_H
+#define DT_PROTO_H
+
+#define DT_PROTO_VERSION 1
+
+#define DT_MSG_HELLO "hello"
+#define DT_MSG_HEALTH "health"
+#define DT_MSG_STARTED "started"
+#define DT_MSG_ENDED "ended"
+#define DT_MSG_STOPPED "stopped"
+#define DT_MSG_REJECT "reject"
+#define DT_MSG_RUN "run"
+#define DT_MSG_STOP "stop"
+#define DT_MSG_ERROR "error"
+
+#define DT_REJECT_FULL "full"
+#define DT_REJECT_UNKNOWN "unknown function"
+#define DT_REJECT_DRAINING "draining"
+
+#endif
