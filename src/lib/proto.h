@@ -18,15 +18,19 @@
  *       every health_interval; tasks: every task the worker runs, from any
  *       distributor (the sweeps never requeue those).
  *   {"type":"started","free":N,"tasks":[[S,N],...]}
- *       these runs were taken into slots (one message for a batch).
+ *       these runs were taken into slots (one message for a batch).  A
+ *       task's "started" always comes before its "ended"/"stopped" (the
+ *       C worker lets a function begin only once "started" is sent).
  *   {"type":"ended","free":N,"tasks":[[S,N],...]}
  *       these tasks ended (END written to Redis, or fenced: their record is
  *       no longer this copy's); the distributor forgets them.
  *   {"type":"stopped","free":N,"tasks":[[S,N],...]}
  *       these tasks stopped and STOPPED is written: requeue them now.
- *   {"type":"reject","id":S,"attempt":N,"reason":S,"free":N}
+ *   {"type":"reject","id":S,"attempt":N,"function":S,"reason":S,"free":N}
  *       the worker cannot take that run; reason "full", "unknown function"
- *       or "draining".  The distributor requeues it at once (no failure).
+ *       or "draining".  The distributor requeues it at once (no failure);
+ *       after "unknown function" it sends that worker no more of function,
+ *       after "draining" nothing more.
  *
  * distributor -> worker
  *   {"type":"hello","version":1,"name":S}
@@ -34,7 +38,14 @@
  *       every health_interval.
  *   {"type":"run","id":S,"attempt":N,"function":S,"task":{...}}
  *       task: the queue item exactly as submitted (data, clean_end,
- *       state_optional, ... inside), never re-encoded.
+ *       state_optional, ... inside), never re-encoded.  Framing rule:
+ *       "task" is the LAST member, and its value is the item's bytes
+ *       copied into the line, so a receiver can take them verbatim
+ *       (everything after "task": up to the line's final '}').  A receiver
+ *       must not re-serialize a parsed "task" (json-c and Lua re-encode);
+ *       the C worker takes the raw bytes of the top-level "task" member
+ *       with a scanner (dt_json_member), which also works wherever the
+ *       member is.  "id" and "function" must equal the task's own.
  *   {"type":"stop","id":S,"attempt":N,"reason":S}
  *
  * either way

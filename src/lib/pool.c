@@ -1,0 +1,239 @@
+/*
+ * pool.c - the task thread pool (see pool.h).
+ *
+ * DESIGN
+ *   Owns: N pool threads, created by dt_pool_start() and joined by
+ *   dt_pool_join(); a ring of accepted jobs that is never longer than the
+ *   number of idle threads (so an accepted job starts at once); one slot
+ *   record per thread (idle / in a job / exited) so that the join can tell
+ *   a thread stuck in a job from one about to exit.
+ *   Threads: the pool threads take jobs; any thread submits, counts free
+ *   slots and stops; the owner starts, joins and frees.
+ *   Locks: p->lock only, a leaf: it guards every field below "lock" and is
+ *   never held while a job runs nor while taking another lock.  Threads
+ *   wait on p->cond in a predicate loop (a job queued, or stopping), and
+ *   stop broadcasts it.
+ */
+#include "build-config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dtask.h"
+#include "log.h"
+#include "pool.h"
+#include "util.h"
+
+enum slot_state { SLOT_IDLE, SLOT_BUSY, SLOT_EXITED };
+
+struct pool_slot {
+	dt_pool *p;
+	pthread_t tid;
+	int created;
+	int detached;
+	int state; /* enum slot_state, under p->lock */
+};
+
+struct pool_job {
+	dt_pool_job fn;
+	void *arg;
+};
+
+struct dt_pool {
+	int n;
+	struct pool_slot *slots;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct pool_job *q; /* ring of n entries */
+	int qhead, qlen;
+	int idle;           /* threads not inside a job */
+	int started;
+	int stopping;
+	int abandon;        /* join with abandon_busy: take no queued job */
+	int detached;
+};
+
+int dt_pool_new(int threads, dt_pool **out)
+{
+	if (threads <= 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = cpus > 0 ? (cpus > 4096 ? 4096 : (int)cpus) : 1;
+	}
+	dt_pool *p = calloc(1, sizeof *p);
+	if (!p)
+		return DTASK_ENOMEM;
+	p->n = threads;
+	p->slots = calloc((size_t)threads, sizeof *p->slots);
+	p->q = calloc((size_t)threads, sizeof *p->q);
+	if (!p->slots || !p->q) {
+		free(p->slots);
+		free(p->q);
+		free(p);
+		return DTASK_ENOMEM;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->idle = threads;
+	*out = p;
+	return 0;
+}
+
+static void *pool_thread(void *arg)
+{
+	struct pool_slot *s = arg;
+	dt_pool *p = s->p;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (p->qlen == 0 && !p->stopping)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->qlen == 0 || p->abandon)
+			break;
+		struct pool_job job = p->q[p->qhead];
+		p->qhead = (p->qhead + 1) % p->n;
+		p->qlen--;
+		p->idle--;
+		s->state = SLOT_BUSY;
+		pthread_mutex_unlock(&p->lock);
+
+		job.fn(job.arg);
+
+		pthread_mutex_lock(&p->lock);
+		s->state = SLOT_IDLE;
+		p->idle++;
+	}
+	s->state = SLOT_EXITED;
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int dt_pool_start(dt_pool *p, size_t stack_size, char *err, size_t errlen)
+{
+	pthread_attr_t attr;
+	int rc = 0;
+
+	pthread_attr_init(&attr);
+	if (stack_size)
+		pthread_attr_setstacksize(&attr, stack_size);
+	for (int i = 0; i < p->n; i++) {
+		p->slots[i].p = p;
+		p->slots[i].state = SLOT_IDLE;
+		int e = pthread_create(&p->slots[i].tid, &attr, pool_thread, &p->slots[i]);
+		if (e) {
+			rc = dt_err(err, errlen, DTASK_EIO, "cannot start task thread %d of %d: %s",
+				    i + 1, p->n, strerror(e));
+			break;
+		}
+		p->slots[i].created = 1;
+	}
+	pthread_attr_destroy(&attr);
+	if (rc < 0) {
+		dt_pool_stop(p);
+		dt_pool_join(p, 0);
+		return rc;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->started = 1;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+int dt_pool_size(const dt_pool *p)
+{
+	return p->n;
+}
+
+int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg)
+{
+	int rc = 0;
+	pthread_mutex_lock(&p->lock);
+	if (!p->started || p->stopping) {
+		rc = DTASK_ESTOPPED;
+	} else if (p->idle - p->qlen <= 0) {
+		rc = DTASK_EBUSY;
+	} else {
+		int tail = (p->qhead + p->qlen) % p->n;
+		p->q[tail].fn = job;
+		p->q[tail].arg = arg;
+		p->qlen++;
+		pthread_cond_signal(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+int dt_pool_free_slots(dt_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int n = (!p->started || p->stopping) ? 0 : p->idle - p->qlen;
+	pthread_mutex_unlock(&p->lock);
+	return n < 0 ? 0 : n;
+}
+
+void dt_pool_stop(dt_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stopping = 1;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+int dt_pool_join(dt_pool *p, int abandon_busy)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stopping = 1;
+	if (abandon_busy) {
+		p->abandon = 1;
+		p->qlen = 0;
+		for (int i = 0; i < p->n; i++) {
+			struct pool_slot *s = &p->slots[i];
+			if (s->created && !s->detached && s->state == SLOT_BUSY) {
+				pthread_detach(s->tid);
+				s->detached = 1;
+				p->detached++;
+			}
+		}
+	}
+	pthread_cond_broadcast(&p->cond);
+	int detached = p->detached;
+	pthread_mutex_unlock(&p->lock);
+
+	/* The slots' created/detached flags change only here and in start,
+	 * both on the owner's thread. */
+	for (int i = 0; i < p->n; i++) {
+		struct pool_slot *s = &p->slots[i];
+		if (s->created && !s->detached) {
+			pthread_join(s->tid, NULL);
+			s->created = 0;
+		}
+	}
+	return detached;
+}
+
+void dt_pool_free(dt_pool *p)
+{
+	if (!p)
+		return;
+	if (p->detached) {
+		/* A detached thread whose job has not returned will still lock
+		 * p->lock: then leave the pool allocated.  Once they have all
+		 * exited (their last touch is the unlock), it can go. */
+		int alive = 0;
+		pthread_mutex_lock(&p->lock);
+		for (int i = 0; i < p->n; i++)
+			if (p->slots[i].detached && p->slots[i].state != SLOT_EXITED)
+				alive++;
+		pthread_mutex_unlock(&p->lock);
+		if (alive)
+			return;
+	}
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p->slots);
+	free(p->q);
+	free(p);
+}

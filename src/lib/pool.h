@@ -1,0 +1,60 @@
+/*
+ * pool.h - the task thread pool: a fixed number of threads, created at
+ * start and joined at stop, that run jobs only when a thread is idle.
+ *
+ * There is no backlog: dt_pool_try_submit() accepts a job only when a
+ * thread is free to take it at once, and fails immediately otherwise (the
+ * worker then answers a "run" with reject "full").  So the free slots are
+ * the idle threads minus the jobs accepted but not yet picked up.
+ *
+ * Life cycle: dt_pool_new() -> dt_pool_start() -> dt_pool_try_submit()... ->
+ * dt_pool_stop() -> dt_pool_join() -> dt_pool_free().
+ *
+ * Threads: any thread may submit, count free slots and stop; one thread
+ * (the owner) starts, joins and frees.  The pool's mutex is a leaf lock: a
+ * job runs with no pool lock held, and the pool takes no other lock.
+ */
+#ifndef DT_POOL_H
+#define DT_POOL_H
+
+#include <stddef.h>
+
+typedef struct dt_pool dt_pool;
+typedef void (*dt_pool_job)(void *arg);
+
+/* A pool of threads slots (<= 0: the number of online CPUs).  Nothing runs
+ * until dt_pool_start().  0 or DTASK_ENOMEM. */
+int dt_pool_new(int threads, dt_pool **out);
+/* Create the threads (stack_size 0: the system default).  On failure the
+ * threads already created are stopped and joined; DTASK_EIO with a message
+ * in err. */
+int dt_pool_start(dt_pool *p, size_t stack_size, char *err, size_t errlen);
+/* The number of threads. */
+int dt_pool_size(const dt_pool *p);
+
+/* Hand job(arg) to an idle thread.  0; DTASK_EBUSY at once when no thread
+ * is free; DTASK_ESTOPPED after dt_pool_stop() (or before start). */
+int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg);
+/* Idle threads minus accepted jobs not yet started (0 once stopped). */
+int dt_pool_free_slots(dt_pool *p);
+
+/* Refuse new jobs and wake every thread: each finishes its current job,
+ * the jobs already accepted are still run, then the threads exit.  Any
+ * thread; idempotent. */
+void dt_pool_stop(dt_pool *p);
+/*
+ * After dt_pool_stop(): join every thread.  With abandon_busy, a thread
+ * that is still inside a job (a task that would not return) is detached
+ * instead of joined, and accepted jobs not yet started are dropped (never
+ * run; their owner still holds them).  Returns the number of detached
+ * threads.  A pool with detached threads must not be freed while the
+ * process goes on: dt_pool_free() then leaves it allocated (see there).
+ */
+int dt_pool_join(dt_pool *p, int abandon_busy);
+/* Free a joined pool.  When dt_pool_join() detached threads that are
+ * still inside their job, they will use the pool when it returns, so it is
+ * deliberately left allocated (the process is expected to exit); once they
+ * have all exited it is freed normally. */
+void dt_pool_free(dt_pool *p);
+
+#endif

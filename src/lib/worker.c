@@ -1,0 +1,633 @@
+/*
+ * worker.c - the worker runtime: dtask_worker_new/add/run/shutdown/free,
+ * the running-task table and the drain at shutdown.
+ *
+ * DESIGN
+ *   Owns: the dtask_worker (worker_internal.h): configuration, TLS
+ *   credentials, the function registry (fixed once run starts), the pool,
+ *   the links, the running-task table and the done queue; the life cycle of
+ *   every thread of the worker (started and joined here).
+ *   Threads: the main thread (dtask_worker_new/add/run/free); the signal
+ *   thread (signal_main below); link threads call dt_worker_accept and
+ *   dt_worker_stop_*; pool threads run run_task(); the state thread calls
+ *   dt_worker_table_remove.  dtask_worker_shutdown() from anywhere.
+ *   Locks: w->lock guards the table, the done queue, the counters and the
+ *   phase flags; while holding it we may take a task's lock (stop requests)
+ *   or the pool's (submit): both leaves.  Nothing is sent under w->lock.
+ *   The full order is in worker_internal.h.
+ *
+ *   Shutdown (dtask_worker_run, after the wake-up): draining = 1 (runs are
+ *   refused "draining"); every running task is asked to stop (kind
+ *   shutdown); wait up to stop_grace for them to return (their normal path
+ *   writes END or STOPPED); then the state thread's final pass writes the
+ *   queued ends plus STOPPED for the tasks still running (logged as stuck),
+ *   sends the last "ended"/"stopped", marks the worker DOWN and exits; the
+ *   health thread is stopped, the links are closed and their threads
+ *   joined, the pool joined (threads of stuck tasks detached: the one
+ *   exception, see worker_internal.h) and the signal thread woken and
+ *   joined.
+ */
+#include "build-config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
+#include "conf.h"
+#include "daemon.h"
+#include "dtask.h"
+#include "log.h"
+#include "pool.h"
+#include "proto.h"
+#include "task_internal.h"
+#include "tls.h"
+#include "util.h"
+#include "worker_internal.h"
+
+/* ------------------------------------------------------------ new / free */
+
+static dtask_worker *errdup(char **errmsg, const char *msg)
+{
+	if (errmsg)
+		*errmsg = strdup(msg);
+	return NULL;
+}
+
+static char *host_name(void)
+{
+	char h[256];
+	if (gethostname(h, sizeof h - 1) != 0 || !h[0])
+		snprintf(h, sizeof h, "localhost");
+	h[sizeof h - 1] = '\0';
+	return strdup(h);
+}
+
+dtask_worker *dtask_worker_new(const char *config_path, char **errmsg)
+{
+	char err[1024];
+	dt_config *cfg = NULL;
+	dtask_worker *w = NULL;
+
+	if (errmsg)
+		*errmsg = NULL;
+	if (!config_path)
+		return errdup(errmsg, "no configuration file given");
+	int rc = dt_config_load(config_path, &cfg, err, sizeof err);
+	if (rc < 0)
+		return errdup(errmsg, err);
+	if (!cfg->share_key || !cfg->share_key[0]) {
+		snprintf(err, sizeof err, "%s: \"share_key\": missing (a worker needs it)",
+			 cfg->path);
+		goto fail;
+	}
+	if (cfg->n_distributors == 0) {
+		snprintf(err, sizeof err,
+			 "%s: \"distributors\": empty (a worker needs at least one [host, port])",
+			 cfg->path);
+		goto fail;
+	}
+	if (!(w = calloc(1, sizeof *w)))
+		goto nomem;
+	w->cfg = cfg;
+	pthread_mutex_init(&w->lock, NULL);
+	if (dt_cond_init_monotonic(&w->state_cond) || dt_cond_init_monotonic(&w->drain_cond) ||
+	    dt_cond_init_monotonic(&w->health_cond) || sem_init(&w->shutdown_sem, 0, 0) != 0) {
+		free(w);
+		w = NULL;
+		goto nomem;
+	}
+	atomic_init(&w->shutdown_requested, 0);
+	atomic_init(&w->stopping, 0);
+	atomic_init(&w->sig_exit, 0);
+	dt_log_set_level(cfg->log_level);
+
+	w->tls = dt_tls_new(cfg->cert, cfg->key, cfg->ca, cfg->insecure, cfg->path, err,
+			    sizeof err);
+	if (!w->tls)
+		goto fail;
+	w->link_opts.tls = w->tls;
+	w->link_opts.share_key = cfg->share_key;
+	w->link_opts.max_message = cfg->max_message;
+	w->link_opts.handshake_timeout = cfg->handshake_timeout;
+	w->link_opts.send_timeout = cfg->send_timeout;
+
+	char *host = host_name();
+	if (!host)
+		goto nomem;
+	if (cfg->name) {
+		w->name = strdup(cfg->name);
+	} else {
+		size_t n = strlen(host) + 24;
+		if ((w->name = malloc(n)))
+			snprintf(w->name, n, "%s:%ld", host, (long)getpid());
+	}
+	if (cfg->watch_host) {
+		w->watch_host = strdup(cfg->watch_host);
+		free(host);
+	} else {
+		w->watch_host = host;
+	}
+	if (!w->name || !w->watch_host)
+		goto nomem;
+
+	if (dt_pool_new(cfg->threads, &w->pool) < 0)
+		goto nomem;
+	w->capacity = dt_pool_size(w->pool);
+
+	w->n_links = cfg->n_distributors;
+	if (!(w->links = calloc(w->n_links, sizeof *w->links)))
+		goto nomem;
+	for (size_t i = 0; i < w->n_links; i++) {
+		dt_link *l = &w->links[i];
+		l->w = w;
+		l->index = (int)i;
+		l->host = cfg->distributors[i].host;
+		l->port = cfg->distributors[i].port;
+		if (dt_cond_init_monotonic(&l->cond) != 0)
+			goto nomem;
+		pthread_mutex_init(&l->lock, NULL);
+		w->links_init++;
+	}
+	return w;
+
+nomem:
+	snprintf(err, sizeof err, "out of memory");
+fail:
+	if (w)
+		dtask_worker_free(w);
+	else
+		dt_config_free(cfg);
+	return errdup(errmsg, err);
+}
+
+void dtask_worker_free(dtask_worker *w)
+{
+	if (!w)
+		return;
+	if (w->abandoned) {
+		/* Threads of stuck tasks still run and will touch the worker when
+		 * their function returns: leave it allocated (the process is
+		 * about to exit; see worker_internal.h). */
+		log_warn("worker %s: %d stuck task thread(s) still running: the worker is not freed",
+			 w->name, w->abandoned);
+		return;
+	}
+	for (size_t i = 0; i < w->n_tasks; i++)
+		dt_task_free(w->tasks[i]);
+	free(w->tasks);
+	/* Tasks on the done queue are also in the table (removed only by the
+	 * state thread once written), so they were freed above. */
+	for (size_t i = 0; i < w->n_fns; i++)
+		free(w->fns[i].name);
+	free(w->fns);
+	free(w->functions_json);
+	for (size_t i = 0; i < w->links_init; i++) {
+		pthread_cond_destroy(&w->links[i].cond);
+		pthread_mutex_destroy(&w->links[i].lock);
+	}
+	free(w->links);
+	dt_pool_free(w->pool);
+	if (w->tls)
+		dt_tls_free(w->tls);
+	free(w->name);
+	free(w->watch_host);
+	pthread_cond_destroy(&w->state_cond);
+	pthread_cond_destroy(&w->drain_cond);
+	pthread_cond_destroy(&w->health_cond);
+	pthread_mutex_destroy(&w->lock);
+	sem_destroy(&w->shutdown_sem);
+	dt_config_free(w->cfg);
+	free(w);
+}
+
+/* What a distributor accepts in "hello": 1..255 bytes, no control
+ * characters. */
+static int valid_fn_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 255)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+int dtask_worker_add(dtask_worker *w, const char *function, dtask_fn fn, void *arg)
+{
+	if (!w || !function || !fn || w->ran)
+		return DTASK_EINVAL;
+	if (!valid_fn_name(function)) {
+		log_error("function name \"%.64s\": 1 to 255 bytes without control characters "
+			  "expected", function);
+		return DTASK_EINVAL;
+	}
+	if (dt_worker_find_fn(w, function)) {
+		log_error("function \"%s\" is already registered", function);
+		return DTASK_EINVAL;
+	}
+	if (w->n_fns == w->cap_fns) {
+		size_t ncap = w->cap_fns ? 2 * w->cap_fns : 8;
+		dt_fn_entry *nf = realloc(w->fns, ncap * sizeof *nf);
+		if (!nf)
+			return DTASK_ENOMEM;
+		w->fns = nf;
+		w->cap_fns = ncap;
+	}
+	char *name = strdup(function);
+	if (!name)
+		return DTASK_ENOMEM;
+	w->fns[w->n_fns].name = name;
+	w->fns[w->n_fns].fn = fn;
+	w->fns[w->n_fns].arg = arg;
+	w->n_fns++;
+	return 0;
+}
+
+const dt_fn_entry *dt_worker_find_fn(const dtask_worker *w, const char *name)
+{
+	for (size_t i = 0; i < w->n_fns; i++)
+		if (strcmp(w->fns[i].name, name) == 0)
+			return &w->fns[i];
+	return NULL;
+}
+
+void dtask_worker_shutdown(dtask_worker *w)
+{
+	/* Async-signal-safe: an atomic store and sem_post(3). */
+	if (!w)
+		return;
+	atomic_store(&w->shutdown_requested, 1);
+	sem_post(&w->shutdown_sem);
+}
+
+/* ------------------------------------------------ the running-task table */
+
+static dtask *table_find(dtask_worker *w, const char *id, int64_t attempt)
+{
+	for (size_t i = 0; i < w->n_tasks; i++)
+		if (w->tasks[i]->attempt == attempt && strcmp(w->tasks[i]->id, id) == 0)
+			return w->tasks[i];
+	return NULL;
+}
+
+/* A pool thread: one task, start to end. */
+static void run_task(void *arg)
+{
+	dtask *t = arg;
+	dtask_worker *w = t->owner;
+
+	dt_task_wait_released(t);
+	log_debug("task %s attempt %lld: %s started", t->id, (long long)t->attempt, t->function);
+	dtask_status st = t->fn->fn(t, t->fn->arg);
+	dt_task_mark_returned(t, (int)st);
+
+	pthread_mutex_lock(&w->lock);
+	w->n_active--;
+	t->next = NULL;
+	if (w->done_tail)
+		w->done_tail->next = t;
+	else
+		w->done_head = t;
+	w->done_tail = t;
+	pthread_cond_signal(&w->state_cond);
+	pthread_cond_broadcast(&w->drain_cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup)
+{
+	const char *reason = NULL;
+	*dup = 0;
+	t->owner = w;
+	pthread_mutex_lock(&w->lock);
+	if (w->draining) {
+		reason = DT_REJECT_DRAINING;
+	} else if (table_find(w, t->id, t->attempt)) {
+		*dup = 1;
+	} else if (w->n_tasks == w->cap_tasks) {
+		size_t ncap = w->cap_tasks ? 2 * w->cap_tasks : (size_t)w->capacity + 8;
+		dtask **nt = realloc(w->tasks, ncap * sizeof *nt);
+		if (!nt) {
+			reason = DT_REJECT_FULL;
+		} else {
+			w->tasks = nt;
+			w->cap_tasks = ncap;
+		}
+	}
+	if (!reason && !*dup) {
+		int rc = dt_pool_try_submit(w->pool, run_task, t);
+		if (rc == 0) {
+			w->tasks[w->n_tasks++] = t;
+			w->n_active++;
+		} else {
+			reason = rc == DTASK_ESTOPPED ? DT_REJECT_DRAINING : DT_REJECT_FULL;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return reason;
+}
+
+int dt_worker_stop_task(dtask_worker *w, const char *id, int64_t attempt, int kind)
+{
+	int found = 0;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->n_tasks; i++) {
+		dtask *t = w->tasks[i];
+		if ((attempt < 0 || t->attempt == attempt) && strcmp(t->id, id) == 0) {
+			dt_task_request_stop(t, kind);
+			found++;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return found;
+}
+
+int dt_worker_stop_link_tasks(dtask_worker *w, int link, int kind)
+{
+	int found = 0;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->n_tasks; i++) {
+		dtask *t = w->tasks[i];
+		if (link < 0 || t->link == link) {
+			dt_task_request_stop(t, kind);
+			found++;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return found;
+}
+
+void dt_worker_table_remove(dtask_worker *w, const dtask *t)
+{
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->n_tasks; i++) {
+		if (w->tasks[i] == t) {
+			w->tasks[i] = w->tasks[--w->n_tasks];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* ------------------------------------------------------------- messages */
+
+char *dt_worker_refs_msg(const char *type, double load, int free_slots,
+			 const char *const *ids, const int64_t *attempts, size_t n, size_t *len)
+{
+	char *out = NULL;
+	json_object *m = json_object_new_object(), *arr = json_object_new_array();
+	if (!m || !arr) {
+		json_object_put(m);
+		json_object_put(arr);
+		return NULL;
+	}
+	json_object_object_add(m, "type", json_object_new_string(type));
+	if (load >= 0) {
+		char txt[32];
+		snprintf(txt, sizeof txt, "%.2f", load);
+		json_object_object_add(m, "load", json_object_new_double_s(load, txt));
+	}
+	json_object_object_add(m, "free", json_object_new_int(free_slots));
+	json_object_object_add(m, "tasks", arr);
+	for (size_t i = 0; i < n; i++) {
+		json_object *pair = json_object_new_array();
+		if (!pair)
+			goto done;
+		json_object_array_add(arr, pair);
+		json_object_array_add(pair, json_object_new_string(ids[i]));
+		json_object_array_add(pair, json_object_new_int64(attempts[i]));
+	}
+	size_t l;
+	const char *s = json_object_to_json_string_length(
+		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &l);
+	if (s && (out = malloc(l + 1))) {
+		memcpy(out, s, l + 1);
+		*len = l;
+	}
+done:
+	json_object_put(m);
+	return out;
+}
+
+char *dt_worker_tasks_msg(const char *type, double load, int free_slots, dtask *const *tasks,
+			  size_t n, size_t *len)
+{
+	const char **ids = n ? malloc(n * sizeof *ids) : NULL;
+	int64_t *attempts = n ? malloc(n * sizeof *attempts) : NULL;
+	char *out = NULL;
+	if (n && (!ids || !attempts))
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = tasks[i]->id;
+		attempts[i] = tasks[i]->attempt;
+	}
+	out = dt_worker_refs_msg(type, load, free_slots, ids, attempts, n, len);
+done:
+	free(ids);
+	free(attempts);
+	return out;
+}
+
+/* --------------------------------------------------------------- threads */
+
+static void *signal_main(void *arg)
+{
+	dtask_worker *w = arg;
+	for (;;) {
+		int sig = dt_signals_wait();
+		if (atomic_load(&w->sig_exit))
+			break;
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("worker %s: %s: draining", w->name,
+				 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			dtask_worker_shutdown(w);
+		} else if (sig == SIGHUP) {
+			dt_log_reopen();
+			log_info("worker %s: SIGHUP: log reopened", w->name);
+		} else if (sig < 0) {
+			dt_sleep_ms(100); /* never spin on a failing sigwait */
+		}
+	}
+	return NULL;
+}
+
+static int start_thread(pthread_t *tid, void *(*fn)(void *), void *arg, const char *what)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, DT_WORKER_STACK);
+	int e = pthread_create(tid, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	if (e) {
+		log_error("cannot start the %s thread: %s", what, strerror(e));
+		return DTASK_EIO;
+	}
+	return 0;
+}
+
+static char *functions_json(const dtask_worker *w)
+{
+	json_object *a = json_object_new_array();
+	char *out = NULL;
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < w->n_fns; i++)
+		json_object_array_add(a, json_object_new_string(w->fns[i].name));
+	const char *s = json_object_to_json_string_ext(
+		a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (s)
+		out = strdup(s);
+	json_object_put(a);
+	return out;
+}
+
+/* Wait until dtask_worker_shutdown(). */
+static void wait_shutdown(dtask_worker *w)
+{
+	while (!atomic_load(&w->shutdown_requested)) {
+		if (sem_wait(&w->shutdown_sem) != 0 && errno != EINTR) {
+			log_error("sem_wait: %s", strerror(errno));
+			dt_sleep_ms(100);
+		}
+	}
+}
+
+int dt_worker_free_slots(dtask_worker *w)
+{
+	return atomic_load(&w->no_slots) ? 0 : dt_pool_free_slots(w->pool);
+}
+
+/* Stop taking runs, tell every distributor (a "health" with no free slot,
+ * sent before any task is stopped: on each connection it arrives before the
+ * "stopped" of those tasks, so no distributor places them here again), ask
+ * every task to stop, and wait up to stop_grace for them to return. */
+static void drain(dtask_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->draining = 1;
+	atomic_store(&w->no_slots, 1);
+	double load = w->capacity > 0 ? (double)w->n_active / (double)w->capacity : 0.0;
+	size_t len = 0;
+	char *msg = dt_worker_tasks_msg(DT_MSG_HEALTH, load, 0, w->tasks, w->n_tasks, &len);
+	pthread_mutex_unlock(&w->lock);
+	for (size_t i = 0; msg && i < w->n_links; i++)
+		dt_link_send(&w->links[i], msg, len);
+	free(msg);
+
+	pthread_mutex_lock(&w->lock);
+	int n = w->n_active;
+	for (size_t i = 0; i < w->n_tasks; i++)
+		dt_task_request_stop(w->tasks[i], DT_STOP_SHUTDOWN);
+	if (n > 0)
+		log_info("worker %s: stopping %d running task(s); waiting up to %d ms", w->name, n,
+			 w->cfg->stop_grace);
+	struct timespec deadline;
+	dt_deadline(&deadline, w->cfg->stop_grace);
+	while (w->n_active > 0) {
+		if (pthread_cond_timedwait(&w->drain_cond, &w->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
+	if (w->n_active > 0)
+		log_warn("worker %s: %d task(s) did not stop within stop_grace (%d ms)", w->name,
+			 w->n_active, w->cfg->stop_grace);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void stop_threads(dtask_worker *w)
+{
+	/* The state thread's final pass: last ends, STOPPED for stuck tasks,
+	 * "ended"/"stopped", worker DOWN. */
+	pthread_mutex_lock(&w->lock);
+	w->draining = 1;
+	w->state_final = 1;
+	w->health_stop = 1;
+	pthread_cond_broadcast(&w->state_cond);
+	pthread_cond_broadcast(&w->health_cond);
+	pthread_mutex_unlock(&w->lock);
+	if (w->state_started)
+		pthread_join(w->state_tid, NULL);
+	if (w->health_started)
+		pthread_join(w->health_tid, NULL);
+
+	atomic_store(&w->stopping, 1);
+	for (size_t i = 0; i < w->n_links; i++)
+		dt_link_stop(&w->links[i]);
+	for (size_t i = 0; i < w->n_links; i++) {
+		if (w->links[i].started) {
+			pthread_join(w->links[i].tid, NULL);
+			w->links[i].started = 0;
+		}
+	}
+
+	dt_pool_stop(w->pool);
+	int abandoned;
+	pthread_mutex_lock(&w->lock);
+	abandoned = w->abandoned;
+	pthread_mutex_unlock(&w->lock);
+	int detached = dt_pool_join(w->pool, abandoned > 0);
+	if (detached)
+		log_warn("worker %s: %d task thread(s) left running (stuck); they end with the process",
+			 w->name, detached);
+
+	if (w->sig_started) {
+		atomic_store(&w->sig_exit, 1);
+		pthread_kill(w->sig_tid, SIGTERM);
+		pthread_join(w->sig_tid, NULL);
+	}
+}
+
+int dtask_worker_run(dtask_worker *w)
+{
+	char err[512];
+	int rc = 0;
+
+	if (!w || w->ran)
+		return DTASK_EINVAL;
+	w->ran = 1;
+	if (w->n_fns == 0)
+		log_warn("worker %s: no function registered: every run will be rejected", w->name);
+	if (!(w->functions_json = functions_json(w)))
+		return DTASK_ENOMEM;
+
+	dt_signals_block();
+	if (start_thread(&w->sig_tid, signal_main, w, "signal") == 0)
+		w->sig_started = 1;
+	else
+		rc = DTASK_EIO;
+
+	if (rc == 0 && (rc = dt_pool_start(w->pool, 0, err, sizeof err)) < 0)
+		log_error("worker %s: %s", w->name, err);
+	if (rc == 0) {
+		if ((rc = start_thread(&w->state_tid, dt_state_main, w, "state")) == 0)
+			w->state_started = 1;
+	}
+	for (size_t i = 0; rc == 0 && i < w->n_links; i++) {
+		if ((rc = start_thread(&w->links[i].tid, dt_link_main, &w->links[i], "link")) == 0)
+			w->links[i].started = 1;
+	}
+	if (rc == 0) {
+		if ((rc = start_thread(&w->health_tid, dt_health_main, w, "health")) == 0)
+			w->health_started = 1;
+	}
+
+	if (rc == 0) {
+		log_info("worker %s: %d task thread(s), %zu distributor(s), functions %s", w->name,
+			 w->capacity, w->n_links, w->functions_json);
+		wait_shutdown(w);
+		drain(w);
+	}
+	stop_threads(w);
+	if (rc == 0)
+		log_info("worker %s: stopped", w->name);
+	return rc;
+}

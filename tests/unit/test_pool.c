@@ -1,0 +1,128 @@
+/* test_pool - the task thread pool (pool.c): free slots, try_submit when
+ * full fails at once, stop runs what was accepted and joins every thread,
+ * and a stuck job's thread is detached when abandoned. */
+#include "build-config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "dtask.h"
+#include "pool.h"
+#include "tap.h"
+#include "util.h"
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+static atomic_int ran, entered;
+
+/* Blocks until the gate opens. */
+static void gated_job(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&entered, 1);
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	atomic_fetch_add(&ran, 1);
+}
+
+static void sleepy_job(void *arg)
+{
+	dt_sleep_ms((int64_t)(intptr_t)arg);
+	atomic_fetch_add(&ran, 1);
+}
+
+static void set_gate(int open)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_open = open;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+/* Poll until cond() or ~2 s. */
+static int wait_for(int (*cond)(void *), void *arg)
+{
+	for (int i = 0; i < 400; i++) {
+		if (cond(arg))
+			return 1;
+		dt_sleep_ms(5);
+	}
+	return cond(arg);
+}
+
+static int slots_are(void *arg)
+{
+	void **a = arg;
+	return dt_pool_free_slots(a[0]) == (int)(intptr_t)a[1];
+}
+
+static int ran_is(void *arg)
+{
+	return atomic_load(&ran) == (int)(intptr_t)arg;
+}
+
+int main(void)
+{
+	char err[256];
+	dt_pool *p;
+
+	tap_plan(22);
+
+	/* ---- default size */
+	int rc = dt_pool_new(0, &p);
+	ok(rc == 0 && dt_pool_size(p) >= 1, "threads 0: one per CPU (%d)", rc ? 0 : dt_pool_size(p));
+	is_int(dt_pool_try_submit(p, sleepy_job, 0), DTASK_ESTOPPED, "no submit before start");
+	dt_pool_free(p);
+
+	/* ---- slots and try_submit */
+	is_int(dt_pool_new(3, &p), 0, "a pool of 3");
+	is_int(dt_pool_start(p, 0, err, sizeof err), 0, "started");
+	is_int(dt_pool_free_slots(p), 3, "3 free slots");
+	set_gate(0);
+	for (int i = 0; i < 3; i++)
+		dt_pool_try_submit(p, gated_job, NULL);
+	is_int(dt_pool_free_slots(p), 0, "3 accepted: no free slot, started or not");
+	is_int(dt_pool_try_submit(p, gated_job, NULL), DTASK_EBUSY, "a 4th fails at once (full)");
+	ok(wait_for(ran_is, (void *)0) && atomic_load(&ran) == 0, "nothing finished yet");
+	set_gate(1);
+	void *arg3[2] = { p, (void *)3 };
+	ok(wait_for(ran_is, (void *)3), "the 3 jobs ran once the gate opened");
+	ok(wait_for(slots_are, arg3), "3 free slots again");
+	is_int(dt_pool_try_submit(p, sleepy_job, (void *)1), 0, "a slot is taken again");
+	ok(wait_for(ran_is, (void *)4), "and runs");
+
+	/* ---- stop joins every thread after running what was accepted */
+	atomic_store(&ran, 0);
+	for (int i = 0; i < 3; i++)
+		dt_pool_try_submit(p, sleepy_job, (void *)50);
+	int64_t t0 = dt_mono_ms();
+	dt_pool_stop(p);
+	is_int(dt_pool_try_submit(p, sleepy_job, 0), DTASK_ESTOPPED, "no submit after stop");
+	is_int(dt_pool_free_slots(p), 0, "no free slot after stop");
+	is_int(dt_pool_join(p, 0), 0, "join: nothing detached");
+	is_int(atomic_load(&ran), 3, "every accepted job ran before the threads exited");
+	ok(dt_mono_ms() - t0 >= 45, "join waited for them");
+	dt_pool_free(p);
+
+	/* ---- a job that does not return: detached, not joined */
+	atomic_store(&ran, 0);
+	atomic_store(&entered, 0);
+	set_gate(0);
+	is_int(dt_pool_new(2, &p), 0, "a pool of 2");
+	dt_pool_start(p, 0, err, sizeof err);
+	dt_pool_try_submit(p, gated_job, NULL);
+	for (int i = 0; i < 400 && atomic_load(&entered) < 1; i++)
+		dt_sleep_ms(5);
+	dt_pool_stop(p);
+	is_int(dt_pool_join(p, 1), 1, "abandon: the stuck thread is detached, the idle one joined");
+	is_int(atomic_load(&ran), 0, "its job is still inside");
+	set_gate(1);
+	ok(wait_for(ran_is, (void *)1), "it returns later on its own");
+	dt_sleep_ms(50); /* let it exit */
+	dt_pool_free(p); /* freed now that the detached thread is gone */
+	ok(1, "freed after the detached thread exited");
+	return tap_done(22);
+}
