@@ -71,7 +71,8 @@ typedef struct wlink {
 	/* under d->lock */
 	int alive;            /* registered and not dying */
 	int draining;         /* it said so: send it nothing more */
-	int reported_free;    /* "free" of its latest message */
+	int reported_free;    /* "free" of its newest report (highest "seq") */
+	long long free_seq;   /* that report's "seq" */
 	int outstanding;      /* runs sent and not yet answered (started/reject) */
 	double load;
 	int refs;             /* other threads using conn */

@@ -160,6 +160,24 @@ static int get_tasks(json_object *m, dt_tset *out)
 	return 0;
 }
 
+/* Read the message's "free" into l->reported_free unless an older report
+ * ("seq" not above the last one): the worker's threads send their reports
+ * in any order.  Under d->lock. */
+static void take_free(wlink *l, json_object *m)
+{
+	int ok = 1, sok = 1;
+	int64_t fr = get_int(m, "free", 0, 1000000, &ok);
+	int64_t seq = get_int(m, "seq", 0, INT64_MAX, &sok);
+	if (!ok)
+		return;
+	if (sok) {
+		if (seq <= l->free_seq)
+			return;
+		l->free_seq = seq;
+	}
+	l->reported_free = (int)fr;
+}
+
 static void link_free(wlink *l)
 {
 	for (size_t i = 0; i < l->nfunctions; i++)
@@ -207,6 +225,9 @@ static wlink *parse_hello(dist *d, json_object *m, char *err, size_t errlen)
 	l->port = (int)port;
 	l->capacity = (int)cap;
 	l->reported_free = (int)fr;
+	int sok = 1;
+	int64_t seq = get_int(m, "seq", 0, INT64_MAX, &sok);
+	l->free_seq = sok ? seq : 0;
 	for (size_t i = 0; i < nf; i++) {
 		json_object *f = json_object_array_get_idx(fa, i);
 		if (!json_object_is_type(f, json_type_string) ||
@@ -230,8 +251,6 @@ static wlink *parse_hello(dist *d, json_object *m, char *err, size_t errlen)
 static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
 {
 	dt_tset done = { 0 };
-	int ok = 1;
-	int64_t fr = get_int(m, "free", 0, 1000000, &ok);
 	if (get_tasks(m, &done) < 0) {
 		log_warn("worker %s: malformed \"%s\" message", l->name, type);
 		dt_conn_send_error(l->conn, "malformed \"%s\": tasks must be [[id, attempt], ...]",
@@ -242,8 +261,7 @@ static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
 	int started = strcmp(type, DT_MSG_STARTED) == 0;
 	int stopped = strcmp(type, DT_MSG_STOPPED) == 0;
 	pthread_mutex_lock(&d->lock);
-	if (ok)
-		l->reported_free = (int)fr;
+	take_free(l, m);
 	if (started) {
 		l->outstanding -= (int)done.n;
 		if (l->outstanding < 0)
@@ -271,8 +289,6 @@ static void on_reject(dist *d, wlink *l, json_object *m)
 	int ok = 1;
 	const char *id = get_str(m, "id"), *reason = get_str(m, "reason");
 	int64_t attempt = get_int(m, "attempt", 1, INT64_MAX, &ok);
-	int fok = 1;
-	int64_t fr = get_int(m, "free", 0, 1000000, &fok);
 	if (!ok || !id || !dt_id_valid(id, strlen(id))) {
 		log_warn("worker %s: malformed \"reject\"", l->name);
 		dt_conn_send_error(l->conn, "malformed \"reject\": needs id and attempt");
@@ -283,8 +299,7 @@ static void on_reject(dist *d, wlink *l, json_object *m)
 	int mine = dt_tset_remove(&l->tasks, id, attempt);
 	if (mine && l->outstanding > 0)
 		l->outstanding--;
-	if (fok)
-		l->reported_free = (int)fr;
+	take_free(l, m);
 	if (strcmp(reason, DT_REJECT_DRAINING) == 0) {
 		l->draining = 1;
 	} else if (strcmp(reason, DT_REJECT_UNKNOWN) == 0) {
@@ -315,8 +330,6 @@ static void on_reject(dist *d, wlink *l, json_object *m)
 static void on_health(dist *d, wlink *l, json_object *m)
 {
 	dt_tset listed = { 0 };
-	int ok = 1;
-	int64_t fr = get_int(m, "free", 0, 1000000, &ok);
 	json_object *lv;
 	double load = json_object_object_get_ex(m, "load", &lv) &&
 		      (json_object_is_type(lv, json_type_double) ||
@@ -329,8 +342,7 @@ static void on_health(dist *d, wlink *l, json_object *m)
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	if (ok)
-		l->reported_free = (int)fr;
+	take_free(l, m);
 	l->load = load;
 	dt_tset tmp = l->listed;
 	l->listed = listed;

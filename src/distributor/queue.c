@@ -36,6 +36,7 @@
 
 #define QUEUE_BATCH 256       /* at most this many items per round trip */
 #define QUEUE_BLOCK_MS 500    /* BLMOVE wait when the queue is empty */
+#define QUEUE_BLOCK_PARKED_MS 25 /* ... while parked tasks wait for slots */
 
 /* One taken item on its way to a worker. */
 typedef struct slot_item {
@@ -110,6 +111,55 @@ static wlink *place(dist *d, const char *function)
 		}
 	}
 	return best;
+}
+
+/* Under d->lock: every function some connected worker runs (copied). */
+static char **all_functions(dist *d, size_t *nf)
+{
+	size_t n = 0, cap = 0;
+	char **f = NULL;
+	for (wlink *l = d->links; l; l = l->next)
+		for (size_t i = 0; i < l->nfunctions; i++) {
+			size_t k;
+			for (k = 0; k < n && strcmp(f[k], l->functions[i]) != 0; k++)
+				;
+			if (k < n)
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				char **nv = realloc(f, ncap * sizeof *nv);
+				if (!nv)
+					goto out;
+				f = nv;
+				cap = ncap;
+			}
+			if (!(f[n] = strdup(l->functions[i])))
+				goto out;
+			n++;
+		}
+out:
+	*nf = n;
+	return f;
+}
+
+/* How long to block on new-task when nothing could be taken.  While
+ * tasks are parked for functions whose workers are all busy, slots that
+ * free up must be seen soon, and a blocked BLMOVE cannot see them: block
+ * briefly then.  One EXISTS, on the idle path only. */
+static int block_time(dist *d, dt_store *st)
+{
+	size_t nf = 0;
+	pthread_mutex_lock(&d->lock);
+	char **fns = all_functions(d, &nf);
+	pthread_mutex_unlock(&d->lock);
+	int64_t parked = 0;
+	char err[256];
+	if (nf && dt_store_parked(st, (const char *const *)fns, nf, &parked, err, sizeof err) < 0)
+		parked = 0; /* the take that follows reports the error */
+	for (size_t i = 0; i < nf; i++)
+		free(fns[i]);
+	free(fns);
+	return parked > 0 ? QUEUE_BLOCK_PARKED_MS : QUEUE_BLOCK_MS;
 }
 
 /* Under d->lock: the functions with free slots and how many, and the total
@@ -306,9 +356,18 @@ static void dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items)
 		}
 		for (size_t i = 0; i < nb; i++)
 			log_warn("bad queue item moved to bad-task: %s", bq[i].reason);
-		if (np)
-			log_info("parked %zu task(s): no connected worker with their function has a free slot",
-				 np);
+		if (np) {
+			/* At most one line a second: a saturated function parks a lot. */
+			static size_t parked;   /* queue thread only */
+			static int64_t last_log = -1000000;
+			parked += np;
+			if (dt_mono_ms() - last_log >= 1000) {
+				log_info("parked %zu task(s): no connected worker with their function has a free slot",
+					 parked);
+				parked = 0;
+				last_log = dt_mono_ms();
+			}
+		}
 	}
 
 	/* One send per worker, outside every lock but the connection's own. */
@@ -416,7 +475,7 @@ void *dt_queue_main(void *arg)
 					     &items, err, sizeof err);
 		free_plan(fns, counts, nf);
 		if (rc == 0 && items.n == 0)
-			rc = dt_store_take_blocking(st, d->name, QUEUE_BLOCK_MS, &items, err,
+			rc = dt_store_take_blocking(st, d->name, block_time(d, st), &items, err,
 						    sizeof err);
 		if (rc < 0) {
 			if (!down++)

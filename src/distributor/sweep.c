@@ -141,8 +141,10 @@ static int sweep_stale(dist *d, dt_store *st, dt_batch *b, char *err, size_t err
 	dt_stale *v = NULL;
 	size_t n = 0;
 	int rc = dt_store_stale(st, cfg->task_timeout, STALE_LIMIT, &v, &n, NULL, err, errlen);
-	if (rc < 0 || n == 0)
+	if (rc < 0 || n == 0) {
+		dt_stale_free(v, n); /* the store may hand over an empty array */
 		return rc;
+	}
 	int64_t since = dt_store_connected_since(st);
 	int settled = since >= 0 && dt_mono_ms() - since >= cfg->task_timeout;
 	dt_requeue_req *q = calloc(n, sizeof *q);

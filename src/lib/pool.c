@@ -55,6 +55,7 @@ struct dt_pool {
 	int stopping;
 	int abandon;        /* join with abandon_busy: take no queued job */
 	int detached;
+	long long seq;      /* dt_pool_free_slots_seq() */
 };
 
 int dt_pool_new(int threads, dt_pool **out)
@@ -170,6 +171,15 @@ int dt_pool_free_slots(dt_pool *p)
 {
 	pthread_mutex_lock(&p->lock);
 	int n = (!p->started || p->stopping) ? 0 : p->idle - p->qlen;
+	pthread_mutex_unlock(&p->lock);
+	return n < 0 ? 0 : n;
+}
+
+int dt_pool_free_slots_seq(dt_pool *p, long long *seq)
+{
+	pthread_mutex_lock(&p->lock);
+	int n = (!p->started || p->stopping) ? 0 : p->idle - p->qlen;
+	*seq = ++p->seq;
 	pthread_mutex_unlock(&p->lock);
 	return n < 0 ? 0 : n;
 }

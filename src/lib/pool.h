@@ -37,6 +37,9 @@ int dt_pool_size(const dt_pool *p);
 int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg);
 /* Idle threads minus accepted jobs not yet started (0 once stopped). */
 int dt_pool_free_slots(dt_pool *p);
+/* The same, with a number that grows with every call, taken under the same
+ * lock: of two reports, the one with the higher seq is the newer. */
+int dt_pool_free_slots_seq(dt_pool *p, long long *seq);
 
 /* Refuse new jobs and wake every thread: each finishes its current job,
  * the jobs already accepted are still run, then the threads exit.  Any

@@ -1268,6 +1268,26 @@ int dt_store_queue_len(dt_store *s, const char *function, int64_t *len, char *er
 	return run_one(s, batch_done(b, m), err, errlen);
 }
 
+int dt_store_parked(dt_store *s, const char *const *functions, size_t nf, int64_t *count,
+		    char *err, size_t errlen)
+{
+	*count = 0;
+	if (nf == 0)
+		return 0;
+	for (size_t i = 0; i < nf; i++)
+		if (!functions[i] || !functions[i][0])
+			return dt_err(err, errlen, DTASK_EINVAL, "redis: parked: invalid function");
+	dt_batch *b = s->one;
+	struct mark m = batch_mark(b);
+	struct op *op = op_new(b, -1, "EXISTS", 0, dec_count);
+	arg_s(b, "EXISTS");
+	for (size_t i = 0; i < nf; i++)
+		arg_key(b, "queue-", functions[i]);
+	op->out = count;
+	op_close(b, op);
+	return run_one(s, batch_done(b, m), err, errlen);
+}
+
 int dt_store_claim(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
 		   dt_claim_res *res, char *err, size_t errlen)
 {

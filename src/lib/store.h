@@ -114,6 +114,9 @@ int dt_store_take_multi(dt_store *s, const char *distributor, const char *const 
  * was empty.  *items gets 0 or 1 item. */
 int dt_store_take_blocking(dt_store *s, const char *distributor, int timeout_ms, dt_strv *items,
 			   char *err, size_t errlen);
+/* How many of queue-<functions[i]> hold parked tasks (EXISTS). */
+int dt_store_parked(dt_store *s, const char *const *functions, size_t nf, int64_t *count,
+		    char *err, size_t errlen);
 /* LLEN of new-task (function NULL) or queue-<function>. */
 int dt_store_queue_len(dt_store *s, const char *function, int64_t *len, char *err,
 		       size_t errlen);

@@ -381,7 +381,7 @@ void dt_worker_table_remove(dtask_worker *w, const dtask *t)
 
 /* ------------------------------------------------------------- messages */
 
-char *dt_worker_refs_msg(const char *type, double load, int free_slots,
+char *dt_worker_refs_msg(const char *type, double load, dt_free_report fr,
 			 const char *const *ids, const int64_t *attempts, size_t n, size_t *len)
 {
 	char *out = NULL;
@@ -397,7 +397,8 @@ char *dt_worker_refs_msg(const char *type, double load, int free_slots,
 		snprintf(txt, sizeof txt, "%.2f", load);
 		json_object_object_add(m, "load", json_object_new_double_s(load, txt));
 	}
-	json_object_object_add(m, "free", json_object_new_int(free_slots));
+	json_object_object_add(m, "free", json_object_new_int(fr.free));
+	json_object_object_add(m, "seq", json_object_new_int64(fr.seq));
 	json_object_object_add(m, "tasks", arr);
 	for (size_t i = 0; i < n; i++) {
 		json_object *pair = json_object_new_array();
@@ -419,7 +420,7 @@ done:
 	return out;
 }
 
-char *dt_worker_tasks_msg(const char *type, double load, int free_slots, dtask *const *tasks,
+char *dt_worker_tasks_msg(const char *type, double load, dt_free_report fr, dtask *const *tasks,
 			  size_t n, size_t *len)
 {
 	const char **ids = n ? malloc(n * sizeof *ids) : NULL;
@@ -431,7 +432,7 @@ char *dt_worker_tasks_msg(const char *type, double load, int free_slots, dtask *
 		ids[i] = tasks[i]->id;
 		attempts[i] = tasks[i]->attempt;
 	}
-	out = dt_worker_refs_msg(type, load, free_slots, ids, attempts, n, len);
+	out = dt_worker_refs_msg(type, load, fr, ids, attempts, n, len);
 done:
 	free(ids);
 	free(attempts);
@@ -502,9 +503,13 @@ static void wait_shutdown(dtask_worker *w)
 	}
 }
 
-int dt_worker_free_slots(dtask_worker *w)
+dt_free_report dt_worker_free_report(dtask_worker *w)
 {
-	return atomic_load(&w->no_slots) ? 0 : dt_pool_free_slots(w->pool);
+	dt_free_report r;
+	r.free = dt_pool_free_slots_seq(w->pool, &r.seq);
+	if (atomic_load(&w->no_slots))
+		r.free = 0;
+	return r;
 }
 
 /* Stop taking runs, tell every distributor (a "health" with no free slot,
@@ -518,7 +523,8 @@ static void drain(dtask_worker *w)
 	atomic_store(&w->no_slots, 1);
 	double load = w->capacity > 0 ? (double)w->n_active / (double)w->capacity : 0.0;
 	size_t len = 0;
-	char *msg = dt_worker_tasks_msg(DT_MSG_HEALTH, load, 0, w->tasks, w->n_tasks, &len);
+	char *msg = dt_worker_tasks_msg(DT_MSG_HEALTH, load, dt_worker_free_report(w), w->tasks,
+					w->n_tasks, &len);
 	pthread_mutex_unlock(&w->lock);
 	for (size_t i = 0; msg && i < w->n_links; i++)
 		dt_link_send(&w->links[i], msg, len);

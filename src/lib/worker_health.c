@@ -48,7 +48,7 @@ void *dt_health_main(void *arg)
 
 		double load = w->capacity > 0 ? (double)w->n_active / (double)w->capacity : 0.0;
 		size_t len = 0;
-		char *msg = dt_worker_tasks_msg(DT_MSG_HEALTH, load, dt_worker_free_slots(w),
+		char *msg = dt_worker_tasks_msg(DT_MSG_HEALTH, load, dt_worker_free_report(w),
 						w->tasks, w->n_tasks, &len);
 		pthread_mutex_unlock(&w->lock);
 

@@ -115,9 +115,16 @@ struct dtask_worker {
 /* ---- worker.c ---- */
 
 const dt_fn_entry *dt_worker_find_fn(const dtask_worker *w, const char *name);
-/* The free slots to report to distributors: 0 once draining, so that no
- * distributor places anything more here.  Any thread, any lock. */
-int dt_worker_free_slots(dtask_worker *w);
+/* The free slots to report to distributors ("free"), 0 once draining so
+ * that no distributor places anything more here, with the report's "seq":
+ * messages from different threads may reach a distributor out of order,
+ * and it keeps the report with the highest seq.  Any thread, any lock
+ * (the pool's lock is a leaf). */
+typedef struct dt_free_report {
+	int free;
+	long long seq;
+} dt_free_report;
+dt_free_report dt_worker_free_report(dtask_worker *w);
 
 /* Take a run: under w->lock, refuse it when draining (DT_REJECT_DRAINING)
  * or when no pool thread is free (DT_REJECT_FULL); else add it to the
@@ -138,10 +145,10 @@ void dt_worker_table_remove(dtask_worker *w, const dtask *t);
  * one line of text (malloc'd, no newline; *len its length), for n tasks.
  * load < 0: no "load".  NULL when out of memory.
  */
-char *dt_worker_tasks_msg(const char *type, double load, int free_slots, dtask *const *tasks,
+char *dt_worker_tasks_msg(const char *type, double load, dt_free_report fr, dtask *const *tasks,
 			  size_t n, size_t *len);
 /* The same for (id, attempt) pairs (ids[i], attempts[i]). */
-char *dt_worker_refs_msg(const char *type, double load, int free_slots,
+char *dt_worker_refs_msg(const char *type, double load, dt_free_report fr,
 			 const char *const *ids, const int64_t *attempts, size_t n, size_t *len);
 
 /* ---- worker_link.c ---- */

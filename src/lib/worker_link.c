@@ -223,7 +223,9 @@ static int send_hello(dt_link *l, dt_conn *c)
 	/* The watcher listener comes later: port 0 = none yet. */
 	json_object_object_add(m, "port", json_object_new_int(0));
 	json_object_object_add(m, "capacity", json_object_new_int(w->capacity));
-	json_object_object_add(m, "free", json_object_new_int(dt_worker_free_slots(w)));
+	dt_free_report fr = dt_worker_free_report(w);
+	json_object_object_add(m, "free", json_object_new_int(fr.free));
+	json_object_object_add(m, "seq", json_object_new_int64(fr.seq));
 	for (size_t i = 0; i < w->n_fns; i++)
 		json_object_array_add(fns, json_object_new_string(w->fns[i].name));
 	json_object_object_add(m, "functions", fns);
@@ -375,7 +377,9 @@ static void add_reject(dt_link *l, batch *b, const char *id, int64_t attempt,
 	json_object_object_add(m, "attempt", json_object_new_int64(attempt));
 	json_object_object_add(m, "function", json_object_new_string(function));
 	json_object_object_add(m, "reason", json_object_new_string(reason));
-	json_object_object_add(m, "free", json_object_new_int(dt_worker_free_slots(l->w)));
+	dt_free_report fr = dt_worker_free_report(l->w);
+	json_object_object_add(m, "free", json_object_new_int(fr.free));
+	json_object_object_add(m, "seq", json_object_new_int64(fr.seq));
 	size_t len;
 	const char *s = json_object_to_json_string_length(
 		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
@@ -401,7 +405,7 @@ static void batch_flush(dt_link *l, dt_conn *c, batch *b)
 				ids[i] = b->v[i].id;
 				attempts[i] = b->v[i].attempt;
 			}
-			msg = dt_worker_refs_msg(DT_MSG_STARTED, -1, dt_worker_free_slots(l->w),
+			msg = dt_worker_refs_msg(DT_MSG_STARTED, -1, dt_worker_free_report(l->w),
 						 ids, attempts, b->n, &len);
 		}
 		if (msg)

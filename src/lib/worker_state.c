@@ -139,7 +139,7 @@ static void send_lists(state *st, dtask **v, const int *cat, size_t n)
 			if (k == 0)
 				continue;
 			size_t len;
-			char *msg = dt_worker_tasks_msg(types[c], -1, dt_worker_free_slots(w), sel,
+			char *msg = dt_worker_tasks_msg(types[c], -1, dt_worker_free_report(w), sel,
 							k, &len);
 			if (!msg) {
 				log_error("worker %s: out of memory for \"%s\"", w->name, types[c]);
