@@ -12,6 +12,8 @@
 #ifndef DTASK_H
 #define DTASK_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,7 +43,9 @@ enum dtask_error {
 	DTASK_ECONNECT = -12, /* could not connect */
 	DTASK_EREDIS = -13,   /* Redis failed or is unreachable */
 	DTASK_EBUSY = -14,    /* a limit was reached (connections, slots) */
-	DTASK_ESTOPPED = -15  /* the object is stopping */
+	DTASK_ESTOPPED = -15, /* the object is stopping */
+	DTASK_ENOTFOUND = -16,/* no such task (or worker) */
+	DTASK_ESTATE = -17    /* the task is not in a state that allows it */
 };
 
 /* A sentence for a DTASK_E* code ("unknown error" for anything else).
@@ -137,6 +141,85 @@ int dtask_emit(dtask *t, const char *event, const char *json);
 int dtask_set_result(dtask *t, const char *json);
 /* The error stored with DTASK_FAIL: a sentence. */
 int dtask_set_error(dtask *t, const char *message);
+
+/* ------------------------------------------------------------------ */
+/* Clients: submit and inspect tasks (what the dtask command uses).    */
+/* ------------------------------------------------------------------ */
+
+/* The longest task id, and a buffer size that holds one. */
+#define DTASK_ID_MAX 128
+
+typedef struct dtask_client dtask_client;
+
+/*
+ * A client for the Redis named in a configuration file (dtask.json(5); only
+ * "redis" is needed).  It connects at once: NULL on failure, with a
+ * message in *errmsg (malloc'd; free() it).  One client is for one thread
+ * at a time (it holds one Redis connection); use one per thread.
+ */
+dtask_client *dtask_client_new(const char *config_path, char **errmsg);
+void dtask_client_free(dtask_client *c);
+/* The message of the client's last failure ("" after a success).  Valid
+ * until the next call on c. */
+const char *dtask_client_error(const dtask_client *c);
+
+/* Options of a submission; zero-initialize, then set what you need. */
+typedef struct dtask_submit_opts {
+	const char *id;     /* NULL: a random UUID is chosen */
+	int keep_end;       /* 1: clean_end false (the END record is kept) */
+	int state_optional; /* 1: state_optional true */
+	int max_attempts;   /* 0: the default (5); < 0: no limit */
+} dtask_submit_opts;
+
+/*
+ * Queue one task: function, data (JSON text, or NULL for none), options
+ * (NULL: defaults).  id_out (DTASK_ID_MAX + 1 bytes, may be NULL) gets its
+ * id.  0, or DTASK_EINVAL (bad function, data or id), DTASK_EREDIS.
+ */
+int dtask_submit(dtask_client *c, const char *function, const char *data,
+		 const dtask_submit_opts *opts, char *id_out);
+
+/* Queue n tasks given as complete task JSON objects (SPEC: the queue item
+ * format) in one round trip, in order.  Each is checked first; nothing is
+ * queued if one is invalid (DTASK_EINVAL, naming its index). */
+int dtask_submit_many(dtask_client *c, const char *const *tasks_json, size_t n);
+
+/* A task's record (task-<id>) as a JSON object of strings (state, attempt,
+ * worker, data, result, error, ...); the caller json_object_put()s it.
+ * DTASK_ENOTFOUND when there is none (never queued, not claimed yet, or
+ * ended and cleaned). */
+int dtask_get(dtask_client *c, const char *id, struct json_object **record);
+
+/* The ids of the tasks the system owns (claimed and not cleaned, and the
+ * kept END ones), with state (QUEUED, RUNNING, STOPPED, END; NULL: all),
+ * as a JSON array of records as dtask_get() gives them, each with its
+ * "id" added; sorted by id.  The caller json_object_put()s it. */
+int dtask_list(dtask_client *c, const char *state, struct json_object **records);
+
+/* Ask a RUNNING task to stop where it runs: it becomes STOPPED and is
+ * requeued.  DTASK_ENOTFOUND, DTASK_ESTATE (not RUNNING). */
+int dtask_stop(dtask_client *c, const char *id);
+/* End a task for good: END with error "cancelled", never requeued (a
+ * RUNNING one is told to stop first; a QUEUED one never runs).
+ * DTASK_ENOTFOUND, DTASK_ESTATE (already ended). */
+int dtask_cancel(dtask_client *c, const char *id);
+/* Put a RUNNING or STOPPED task back on the queue now (a RUNNING copy is
+ * fenced off and told to stop).  DTASK_ENOTFOUND, DTASK_ESTATE. */
+int dtask_requeue(dtask_client *c, const char *id);
+
+/*
+ * Wait until the task is END (or timeout_ms passes; < 0: forever) and give
+ * its record.  Submit with keep_end and let dtask_wait() clean the record
+ * as clean_end would, so the end is never missed: with clean (1) it
+ * deletes the record once read.  DTASK_ETIMEDOUT, DTASK_ENOTFOUND (no
+ * record: not submitted with keep_end and already cleaned).
+ */
+int dtask_wait(dtask_client *c, const char *id, int timeout_ms, int clean,
+	       struct json_object **record);
+
+/* The workers' records (worker-<name>), a JSON array of objects of
+ * strings, each with its "name"; sorted by name. */
+int dtask_workers(dtask_client *c, struct json_object **workers);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,8 @@ const char *dtask_strerror(int code)
 	case DTASK_EREDIS: return "Redis error";
 	case DTASK_EBUSY: return "limit reached";
 	case DTASK_ESTOPPED: return "stopping";
+	case DTASK_ENOTFOUND: return "no such task";
+	case DTASK_ESTATE: return "not allowed in the task's state";
 	default: return "unknown error";
 	}
 }

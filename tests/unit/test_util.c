@@ -18,7 +18,7 @@ int main(void)
 	       DTASK_VERSION_PATCH, "version number");
 
 	int distinct = 1;
-	for (int a = DTASK_ESTOPPED; a <= DTASK_OK; a++)
+	for (int a = DTASK_ESTATE; a <= DTASK_OK; a++)
 		for (int b = a + 1; b <= DTASK_OK; b++)
 			if (strcmp(dtask_strerror(a), dtask_strerror(b)) == 0)
 				distinct = 0;
