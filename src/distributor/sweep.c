@@ -88,6 +88,8 @@ static void free_jobs(dt_job *j)
 /* Run a list of jobs: every requeue in one pipeline, then the DOWN flags. */
 static int run_jobs(dist *d, dt_store *st, dt_batch *b, dt_job *jobs, char *err, size_t errlen)
 {
+	if (!jobs)
+		return 0;
 	size_t n = 0;
 	for (dt_job *j = jobs; j; j = j->next)
 		n += j->kind != JOB_WORKER_DOWN;
@@ -222,6 +224,30 @@ static int check_all(dist *d, dt_store *st, char *err, size_t errlen)
 	return rc;
 }
 
+/* What is due of the loop_interval and check_all_interval work. */
+static int periodic(dist *d, dt_store *st, dt_batch *b, int64_t *next_loop, int64_t *next_all,
+		    char *err, size_t errlen)
+{
+	const dt_config *cfg = d->cfg;
+	int64_t now = dt_mono_ms();
+	int rc = 0;
+	if (now >= *next_loop) {
+		int recovered = 0;
+		rc = dt_store_touch_distributor(st, d->name, &recovered, err, errlen);
+		if (rc == 0 && recovered)
+			log_warn("distributor-%s was marked DOWN by another distributor, which returned our in-flight items",
+				 d->name);
+		if (rc == 0)
+			rc = sweep_stale(d, st, b, err, errlen);
+		*next_loop = now + cfg->loop_interval;
+	}
+	if (rc == 0 && now >= *next_all) {
+		rc = check_all(d, st, err, errlen);
+		*next_all = now + cfg->check_all_interval;
+	}
+	return rc;
+}
+
 void *dt_sweep_main(void *arg)
 {
 	dist *d = arg;
@@ -255,32 +281,15 @@ void *dt_sweep_main(void *arg)
 		int stop = d->sweep_stop;
 		pthread_mutex_unlock(&d->jlock);
 
-		int rc = 0;
-		if (jobs) {
-			rc = run_jobs(d, st, b, jobs, err, sizeof err);
-			if (rc < 0) {
-				requeue_jobs(d, jobs); /* retried after the next wait */
-				jobs = NULL;
-			}
+		int rc = run_jobs(d, st, b, jobs, err, sizeof err);
+		if (rc < 0)
+			requeue_jobs(d, jobs); /* retried after the next wait */
+		else
 			free_jobs(jobs);
-		}
 		if (stop)
 			break;
-		int64_t now = dt_mono_ms();
-		if (rc == 0 && now >= next_loop) {
-			int recovered = 0;
-			rc = dt_store_touch_distributor(st, d->name, &recovered, err, sizeof err);
-			if (rc == 0 && recovered)
-				log_warn("distributor-%s was marked DOWN by another distributor, which returned our in-flight items",
-					 d->name);
-			if (rc == 0)
-				rc = sweep_stale(d, st, b, err, sizeof err);
-			next_loop = now + cfg->loop_interval;
-		}
-		if (rc == 0 && now >= next_all) {
-			rc = check_all(d, st, err, sizeof err);
-			next_all = now + cfg->check_all_interval;
-		}
+		if (rc == 0)
+			rc = periodic(d, st, b, &next_loop, &next_all, err, sizeof err);
 		if (rc < 0) {
 			if (!down++)
 				log_error("sweep: Redis: %s (retrying)", err);

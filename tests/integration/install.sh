@@ -12,7 +12,7 @@
 # built with the same $SAN_CFLAGS/$SAN_LDFLAGS (set by "make check").
 . "$top_srcdir/tests/common.sh"
 
-plan 27
+plan 32
 watchdog 300
 
 P=$T/prefix
@@ -28,7 +28,10 @@ clean_env() {
 }
 
 # ---------------------------------------------------------------- install
-check "make install prefix=\$T/prefix" clean_env make -C "$top_builddir" install prefix="$P"
+# systemdsystemunitdir may be systemd's own folder: keep it under $P too.
+units=$P/lib/systemd/system
+check "make install prefix=\$T/prefix" clean_env make -C "$top_builddir" install prefix="$P" \
+	systemdsystemunitdir="$units"
 cp "$T/.check.out" "$T/install.log"
 
 check "header: include/dtask.h" test -f "$P/include/dtask.h"
@@ -50,6 +53,14 @@ check "program: sbin/dtask-distributor" test -x "$P/sbin/dtask-distributor"
 check "script: bin/dtask-gencerts" test -x "$P/bin/dtask-gencerts"
 check "man page: dtask-worker(8)" test -f "$P/share/man/man8/dtask-worker.8"
 check "man page: dtask-distributor(8)" test -f "$P/share/man/man8/dtask-distributor.8"
+if grep -q '^systemdsystemunitdir = .' "$top_builddir/Makefile"; then
+	# (its paths are the configured ones: prefix= at install time is later)
+	grep -Eq '^ExecStart=/.*/sbin/dtask-distributor -f -c /.*/dtask/dtask\.json$' \
+		"$units/dtask-distributor.service"
+	ok $? "systemd unit: dtask-distributor.service, with the configured paths"
+else
+	ok 0 "systemd unit: dtask-distributor.service (skipped: configured without systemd units)"
+fi
 check "man page: dtask.json(5)" test -f "$P/share/man/man5/dtask.json.5"
 check "man page: dtask-gencerts(1)" test -f "$P/share/man/man1/dtask-gencerts.1"
 
@@ -78,6 +89,19 @@ like "$T/pc.out" "-I$P/include( |\$)" "--cflags points at the installed header"
 like "$T/pc.out" "-L$P/lib -ldtask" "--libs links the installed library"
 
 # ---------------------------------------------------------------- README style
+# The README's embedded worker, exactly as printed there (between its
+# "----8<---- prog.c" and "---->8----" lines), must build and run.
+sed -n '/^----8<---- prog\.c$/,/^---->8----$/{/^----8<----/d;/^---->8----$/d;p;}' \
+	"$top_srcdir/README" >"$T/readme.c"
+[ -s "$T/readme.c" ]
+ok $? "the README's example program is found"
+# shellcheck disable=SC2046,SC2086 # word splitting wanted
+check "cc README's prog.c \$(pkg-config --cflags --libs dtask)" \
+	$CC $SAN_CFLAGS $SAN_LDFLAGS -o "$T/readme" "$T/readme.c" $(pkg-config --cflags --libs dtask)
+LD_LIBRARY_PATH=$P/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$T/readme" -h >"$T/readme.out" 2>&1
+is "$?" 0 "the README's worker runs against the installed library (-h)"
+like "$T/readme.out" '-c FILE' "and shows the worker's options"
+
 cat >"$T/prog.c" <<'EOF'
 #include <stdio.h>
 #include <string.h>
@@ -127,7 +151,8 @@ LD_LIBRARY_PATH=$P/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$T/example/resize" 
 is "$?" 2 "resize -x: a usage error, status 2"
 
 # ---------------------------------------------------------------- uninstall
-check "make uninstall prefix=\$T/prefix" clean_env make -C "$top_builddir" uninstall prefix="$P"
+check "make uninstall prefix=\$T/prefix" clean_env make -C "$top_builddir" uninstall prefix="$P" \
+	systemdsystemunitdir="$units"
 find "$P" -type f -o -type l >"$T/left.out" 2>&1
 is "$(cat "$T/left.out")" "" "uninstall leaves no file behind"
 
