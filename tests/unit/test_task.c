@@ -127,7 +127,7 @@ int main(void)
 	ok(dt_mono_ms() - t0 >= 30, "after 30 ms");
 
 	pthread_t th;
-	struct later l = { t, 50, DT_STOP_STOP };
+	struct later l = { .t = t, .ms = 50, .kind = DT_STOP_STOP };
 	pthread_create(&th, NULL, do_later, &l);
 	t0 = dt_mono_ms();
 	int r = dtask_sleep(t, 10000);
@@ -142,7 +142,7 @@ int main(void)
 	/* ---- pause */
 	t = mk("{\"id\":\"t1\",\"function\":\"f\"}");
 	dt_task_set_paused(t, 1);
-	struct later u = { t, 50, 0 };
+	struct later u = { .t = t, .ms = 50, .kind = 0 };
 	pthread_create(&th, NULL, do_later, &u);
 	t0 = dt_mono_ms();
 	r = dtask_checkpoint(t);
@@ -152,7 +152,7 @@ int main(void)
 	ok(r == 0 && atomic_load(&u.acted), "checkpoint blocks while paused, then goes on (%lld ms)",
 	   (long long)took);
 	dt_task_set_paused(t, 1);
-	struct later s = { t, 30, DT_STOP_SHUTDOWN };
+	struct later s = { .t = t, .ms = 30, .kind = DT_STOP_SHUTDOWN };
 	pthread_create(&th, NULL, do_later, &s);
 	r = dtask_checkpoint(t);
 	pthread_join(th, NULL);
