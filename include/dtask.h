@@ -162,6 +162,9 @@ void dtask_client_free(dtask_client *c);
 /* The message of the client's last failure ("" after a success).  Valid
  * until the next call on c. */
 const char *dtask_client_error(const dtask_client *c);
+/* The Redis server's clock in ms since the epoch: the clock every task and
+ * worker time (start, update, end) is read with, for ages. */
+int dtask_client_time(dtask_client *c, long long *now_ms);
 
 /* Options of a submission; zero-initialize, then set what you need. */
 typedef struct dtask_submit_opts {
@@ -180,8 +183,10 @@ int dtask_submit(dtask_client *c, const char *function, const char *data,
 		 const dtask_submit_opts *opts, char *id_out);
 
 /* Queue n tasks given as complete task JSON objects (SPEC: the queue item
- * format) in one round trip, in order.  Each is checked first; nothing is
- * queued if one is invalid (DTASK_EINVAL, naming its index). */
+ * format) in one round trip (one LPUSH), in order, verbatim (an item
+ * without "id" gets one from the distributor).  Each is checked first;
+ * nothing is queued if one is invalid (DTASK_EINVAL, naming its index,
+ * from 0). */
 int dtask_submit_many(dtask_client *c, const char *const *tasks_json, size_t n);
 
 /* A task's record (task-<id>) as a JSON object of strings (state, attempt,
@@ -204,15 +209,23 @@ int dtask_stop(dtask_client *c, const char *id);
  * DTASK_ENOTFOUND, DTASK_ESTATE (already ended). */
 int dtask_cancel(dtask_client *c, const char *id);
 /* Put a RUNNING or STOPPED task back on the queue now (a RUNNING copy is
- * fenced off and told to stop).  DTASK_ENOTFOUND, DTASK_ESTATE. */
+ * fenced off: its worker learns it at its next heartbeat, within one
+ * loop_interval, and stops it; the attempt is kept, so the next claim
+ * fences that copy's writes).  No failure is counted.  When a cancel was
+ * waiting on the record, the task is ended "cancelled" instead (0 too:
+ * dtask_get() tells which).  DTASK_ENOTFOUND, DTASK_ESTATE (QUEUED or END). */
 int dtask_requeue(dtask_client *c, const char *id);
 
 /*
  * Wait until the task is END (or timeout_ms passes; < 0: forever) and give
  * its record.  Submit with keep_end and let dtask_wait() clean the record
  * as clean_end would, so the end is never missed: with clean (1) it
- * deletes the record once read.  DTASK_ETIMEDOUT, DTASK_ENOTFOUND (no
- * record: not submitted with keep_end and already cleaned).
+ * deletes the record once read (only an END record: task-<id>, and the id
+ * from end-task).  It polls the record (every 10 ms at first, then every
+ * 100 ms).  A task not claimed yet has no record: while it has never seen
+ * one, it waits (so give a timeout for an id that may never come).
+ * DTASK_ETIMEDOUT; DTASK_ENOTFOUND when the record it saw disappeared
+ * (not submitted with keep_end: cleaned at its end).
  */
 int dtask_wait(dtask_client *c, const char *id, int timeout_ms, int clean,
 	       struct json_object **record);

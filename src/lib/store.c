@@ -47,11 +47,12 @@
 
 extern const char dt_lua_take[], dt_lua_claim[], dt_lua_park[], dt_lua_bad[],
 	dt_lua_return_inflight[], dt_lua_recover[], dt_lua_requeue[], dt_lua_heartbeat[],
-	dt_lua_finish[], dt_lua_request[], dt_lua_stale[], dt_lua_distributor[], dt_lua_worker[];
+	dt_lua_finish[], dt_lua_request[], dt_lua_stale[], dt_lua_distributor[], dt_lua_worker[],
+	dt_lua_clean[];
 
 enum {
 	SC_TAKE, SC_CLAIM, SC_PARK, SC_BAD, SC_RETURN_INFLIGHT, SC_RECOVER, SC_REQUEUE,
-	SC_HEARTBEAT, SC_FINISH, SC_REQUEST, SC_STALE, SC_DISTRIBUTOR, SC_WORKER, SC_N
+	SC_HEARTBEAT, SC_FINISH, SC_REQUEST, SC_STALE, SC_DISTRIBUTOR, SC_WORKER, SC_CLEAN, SC_N
 };
 
 static struct script {
@@ -72,6 +73,7 @@ static struct script {
 	[SC_STALE] = { "stale.lua", dt_lua_stale, "" },
 	[SC_DISTRIBUTOR] = { "distributor.lua", dt_lua_distributor, "" },
 	[SC_WORKER] = { "worker.lua", dt_lua_worker, "" },
+	[SC_CLEAN] = { "clean.lua", dt_lua_clean, "" },
 };
 
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
@@ -1542,4 +1544,85 @@ int dt_store_members(dt_store *s, const char *set, dt_strv *out, char *err, size
 	if (rc)
 		dt_strv_free(out);
 	return rc;
+}
+
+/* ------------------------------------------------------------- clients */
+
+int dt_store_submit_many(dt_store *s, const char *const *jsons, const size_t *lens, size_t n,
+			 char *err, size_t errlen)
+{
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!jsons[i])
+			return dt_err(err, errlen, DTASK_EINVAL, "redis: submit: invalid argument");
+	dt_batch *b = s->one;
+	struct mark m = batch_mark(b);
+	struct op *op = op_new(b, -1, "LPUSH new-task", 0, dec_any);
+	arg_s(b, "LPUSH");
+	arg_key(b, "new-task", NULL);
+	for (size_t i = 0; i < n; i++)
+		arg(b, jsons[i], lens ? lens[i] : strlen(jsons[i]));
+	op_close(b, op);
+	return run_one(s, batch_done(b, m), err, errlen);
+}
+
+int dt_store_records(dt_store *s, const char *kind, const char *const *names, size_t n,
+		     struct json_object **out, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	if (n == 0)
+		return 0;
+	if (!kind || (strcmp(kind, "task") && strcmp(kind, "worker") && strcmp(kind, "distributor")))
+		return dt_err(err, errlen, DTASK_EINVAL, "redis: invalid record kind");
+	for (size_t i = 0; i < n; i++)
+		if (bad_name(names[i]))
+			return dt_err(err, errlen, DTASK_EINVAL, "redis: invalid record name");
+	char k[16];
+	snprintf(k, sizeof k, "%s-", kind);
+	dt_batch *b = dt_batch_new(s);
+	if (!b)
+		return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+	struct mark m = batch_mark(b);
+	for (size_t i = 0; i < n; i++) {
+		struct op *op = op_new(b, -1, "HGETALL", 0, dec_hash);
+		arg_s(b, "HGETALL");
+		arg_key(b, k, names[i]);
+		op->out = &out[i];
+		op_close(b, op);
+	}
+	int rc = batch_done(b, m);
+	if (rc)
+		rc = dt_err(err, errlen, rc, "out of memory");
+	else
+		rc = dt_batch_exec(b, err, errlen);
+	dt_batch_free(b);
+	if (rc) {
+		/* Some replies may have been decoded before a later one failed. */
+		for (size_t i = 0; i < n; i++) {
+			json_object_put(out[i]);
+			out[i] = NULL;
+		}
+	}
+	return rc;
+}
+
+int dt_store_clean(dt_store *s, const char *id, char *answer, size_t answerlen, char *err,
+		   size_t errlen)
+{
+	if (bad_name(id))
+		return dt_err(err, errlen, DTASK_EINVAL, "redis: clean: invalid id");
+	dt_batch *b = s->one;
+	struct mark m = batch_mark(b);
+	struct op *op = op_new(b, SC_CLEAN, NULL, 3, dec_answer);
+	arg_key(b, "tasks", NULL);
+	arg_key(b, "running", NULL);
+	arg_key(b, "end-task", NULL);
+	arg_prefix(b);
+	arg_s(b, id);
+	op->out = answer;
+	op->n = answerlen;
+	op_close(b, op);
+	return run_one(s, batch_done(b, m), err, errlen);
 }

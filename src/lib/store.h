@@ -320,6 +320,24 @@ int dt_store_record(dt_store *s, const char *kind, const char *name, struct json
 /* SMEMBERS of a set: "tasks", "end-task", "workers", "distributors". */
 int dt_store_members(dt_store *s, const char *set, dt_strv *out, char *err, size_t errlen);
 
+/* ------------------------------------------------------------- clients */
+
+/* LPUSH n tasks on new-task in ONE command (LPUSH new-task j0 j1 ...: j0
+ * is taken first, so they run in the given order).  lens NULL: strlen.
+ * The items are not checked here (dtask_submit_many() does). */
+int dt_store_submit_many(dt_store *s, const char *const *jsons, const size_t *lens, size_t n,
+			 char *err, size_t errlen);
+/* HGETALL <kind>-<names[i]> for n names in one pipeline (one round trip);
+ * out[i] as dt_store_record() gives it (NULL: no such key).  On failure
+ * every out[i] is NULL. */
+int dt_store_records(dt_store *s, const char *kind, const char *const *names, size_t n,
+		     struct json_object **out, char *err, size_t errlen);
+/* clean.lua: delete task-<id> as clean_end would (the id leaves end-task,
+ * tasks, running), but only when its state is END.  answer: "cleaned", or
+ * "skip <state>" / "skip none" when nothing changed. */
+int dt_store_clean(dt_store *s, const char *id, char *answer, size_t answerlen, char *err,
+		   size_t errlen);
+
 /* ------------------------------------------------------------ pipelines */
 
 /*

@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 296
+#define PLAN 314
 
 static redisContext *R;
 static dt_store *S;
@@ -915,6 +915,47 @@ static void t_prefix(void)
 	dt_store_free(P);
 }
 
+/* The clients' calls: one LPUSH for many items, pipelined HGETALLs, and
+ * clean.lua (deletes only an END record). */
+static void t_client_calls(void)
+{
+	flush();
+	const char *items[] = { "{\"function\":\"f\",\"id\":\"m1\"}",
+				"{\"function\":\"f\",\"id\":\"m2\"}" };
+	is_int(dt_store_submit_many(S, items, NULL, 2, err, sizeof err), 0, "submit_many");
+	is_int(num("LLEN new-task"), 2, "  both on new-task");
+	is_str(str("LINDEX new-task -1"), items[0], "  the first is taken first");
+	is_int(dt_store_submit_many(S, items, NULL, 0, err, sizeof err), 0, "submit_many of none");
+
+	cmd0("HSET task-r1 state RUNNING attempt 1");
+	cmd0("HSET task-r3 state END attempt 2");
+	const char *names[] = { "r1", "r2", "r3" };
+	struct json_object *out[3] = { NULL, NULL, NULL };
+	is_int(dt_store_records(S, "task", names, 3, out, err, sizeof err), 0, "records");
+	ok(out[0] && !strcmp(json_object_get_string(json_object_object_get(out[0], "state")),
+			     "RUNNING"), "  the first");
+	ok(out[1] == NULL, "  none for a missing key");
+	ok(out[2] && !strcmp(json_object_get_string(json_object_object_get(out[2], "attempt")),
+			     "2"), "  the third");
+	for (int i = 0; i < 3; i++)
+		json_object_put(out[i]);
+	is_int(dt_store_records(S, "bogus", names, 3, out, err, sizeof err), DTASK_EINVAL,
+	       "records of a bad kind: EINVAL");
+
+	char ans[64];
+	cmd0("SADD end-task r3");
+	cmd0("SADD tasks r1");
+	is_int(dt_store_clean(S, "r1", ans, sizeof ans, err, sizeof err), 0, "clean RUNNING");
+	is_str(ans, "skip RUNNING", "  skipped");
+	is_str(field("r1", "state"), "RUNNING", "  the record stays");
+	is_int(dt_store_clean(S, "r3", ans, sizeof ans, err, sizeof err), 0, "clean END");
+	is_str(ans, "cleaned", "  cleaned");
+	is_int(num("EXISTS task-r3"), 0, "  the record is deleted");
+	is_int(num("SISMEMBER end-task r3"), 0, "  and its id left end-task");
+	is_int(dt_store_clean(S, "r3", ans, sizeof ans, err, sizeof err), 0, "clean again");
+	is_str(ans, "skip none", "  skip none (idempotent)");
+}
+
 int main(void)
 {
 	const char *port = getenv("REDIS_PORT");
@@ -954,6 +995,7 @@ int main(void)
 	t_reconnect();
 	t_auth_db();
 	t_prefix();
+	t_client_calls();
 
 	dt_store_free(S);
 	redisFree(R);
