@@ -30,6 +30,7 @@
 #include <json-c/json.h>
 
 #include "conf.h"
+#include "json.h"
 #include "dtask.h"
 #include "log.h"
 #include "util.h"
@@ -327,6 +328,7 @@ static int parse_json(struct ctx *x, const char *buf, size_t len, struct json_ob
 	 * there, so a top-level null or a truncated file is not taken for
 	 * "more to come". */
 	struct json_object *root = json_tokener_parse_ex(tok, buf, (int)len + 1);
+	char jwhy[96]; /* dt_json_valid's reason; outlives the branch below */
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
@@ -338,11 +340,22 @@ static int parse_json(struct ctx *x, const char *buf, size_t len, struct json_ob
 		/* json-c also stops at a NUL byte inside the file. */
 		while (end < len && buf[end] != '\0' && strchr(" \t\r\n", buf[end]))
 			end++;
-		if (end == len) {
+		/* json-c's strict mode still takes 'quoted' names and NaN. */
+		if (end == len && dt_json_valid(buf, len, jwhy, sizeof jwhy) == 0) {
 			*out = root; /* NULL for a file holding just null */
 			return 0;
 		}
-		why = buf[end] == '\0' ? "NUL character" : "unexpected data after the value";
+		if (end == len) {
+			/* "<reason> at byte N": the line is counted up to N. */
+			char *p = strstr(jwhy, " at byte ");
+			size_t at = p ? (size_t)strtoull(p + 9, NULL, 10) : len;
+			if (p)
+				*p = '\0';
+			why = jwhy;
+			end = at < len ? at : len;
+		} else {
+			why = buf[end] == '\0' ? "NUL character" : "unexpected data after the value";
+		}
 	} else if (end < len && buf[end] == '\0') {
 		why = "NUL character";
 	} else if (end > 0 && buf[end - 1] == '\0') {

@@ -21,6 +21,7 @@
 
 #include "dtask.h"
 #include "item.h"
+#include "json.h"
 #include "util.h"
 
 #define ITEM_INT_MAX 2147483647LL
@@ -175,6 +176,9 @@ int dt_item_parse(const char *json, size_t len, dt_item *out, char *why, size_t 
 		first++;
 	if (first == len || json[first] != '{')
 		return dt_err(why, whylen, DTASK_EINVAL, "not a JSON object");
+	char jwhy[96];
+	if (dt_json_valid(json, len, jwhy, sizeof jwhy) < 0)
+		return dt_err(why, whylen, DTASK_EINVAL, "not valid JSON (%s)", jwhy);
 
 	tok = json_tokener_new();
 	if (!tok)

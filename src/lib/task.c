@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 
 #include "dtask.h"
+#include "json.h"
 #include "log.h"
 #include "task_internal.h"
 #include "util.h"
@@ -47,6 +48,9 @@ int dt_json_check(const char *s, size_t len, json_object **out, char *err, size_
 		return dt_err(err, errlen, DTASK_EINVAL, "JSON text too large");
 	if (memchr(s, '\0', len))
 		return dt_err(err, errlen, DTASK_EINVAL, "not valid JSON (contains a NUL byte)");
+	char jwhy[96];
+	if (dt_json_valid(s, len, jwhy, sizeof jwhy) < 0)
+		return dt_err(err, errlen, DTASK_EINVAL, "not valid JSON (%s)", jwhy);
 	json_tokener *tok = json_tokener_new();
 	if (!tok)
 		return DTASK_ENOMEM;
