@@ -9,36 +9,16 @@
 #   arguments, an unreachable Redis, watch (not available yet).
 # JSON output is checked with jq.
 . "$top_srcdir/tests/common.sh"
+. "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
 command -v jq >/dev/null 2>&1 || skip_all "jq not found (install the Debian package jq)"
 plan 87
 watchdog 240
 
-DIST=$top_builddir/src/distributor/dtask-distributor
-WORKER=$top_builddir/src/worker/dtask-worker
-DTASK_BIN=$top_builddir/src/cli/dtask
-for p in "$DIST" "$WORKER" "$DTASK_BIN"; do
-	[ -x "$p" ] || bail_out "$p is not built (make check builds it)"
-done
+need_built "$DIST" "$WORKER" "$DTASK_BIN"
+start_cluster
 
-gen_certs "$T/tls" || bail_out "cannot make certificates"
-start_redis || bail_out "cannot start redis-server"
-
-conf() {
-	cat >"$1" <<JSON
-{"share_key": "abc", "cert": "$T/tls/cert.pem", "key": "$T/tls/key.pem",
- "ca": "$T/tls/ca.pem", "redis": {"host": "127.0.0.1", "port": $REDIS_PORT},
- "host": "127.0.0.1", "port": 0, "name": "$2", "watch_host": "127.0.0.1",
- "loop_interval": 200, "health_interval": 300, "health_misses": 3,
- "task_timeout": 2000, "check_all_interval": 1000, "stop_grace": 2000${3:+, $3}}
-JSON
-}
-dist_port() {
-	sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$T/$1.log" | head -n 1
-}
-field() { rcli HGET "task-$1" "$2"; }
-state_is() { [ "$(field "$1" state)" = "$2" ]; }
 # running_at ID ATTEMPT: RUNNING with at least that attempt
 running_at() { state_is "$1" RUNNING && [ "$(field "$1" attempt)" -ge "$2" ]; }
 gone() { [ "$(rcli EXISTS "task-$1")" = 0 ]; }
@@ -49,7 +29,8 @@ dt() {
 	"$DTASK_BIN" -c "$T/c.json" "$@" >"$T/out" 2>"$T/err" </dev/null
 	st=$?
 }
-# lines FILE: its number of lines
+# lines FILE: its number of lines (not cluster.sh's lines PREFIX: cli.sh
+# has no count file)
 lines() { wc -l <"$1" | tr -d ' '; }
 # jqt FILTER: jq -e over $T/out (exit 0 when the filter is true)
 jqt() { jq -e "$1" "$T/out" >/dev/null 2>&1; }
@@ -64,16 +45,13 @@ err2() {
 }
 
 # ---------------------------------------------------------------- start
-conf "$T/d1.json" d1
-spawn d1 "$DIST" -c "$T/d1.json" -f
-wait_log d1 'listening on [^ ]+:[0-9]+' 15
+start_dist d1
 ok $? "the distributor starts"
 P=$(dist_port d1)
 conf "$T/c.json" stock "\"threads\": 2, \"distributors\": [[\"127.0.0.1\", $P]],
  \"exec_allow\": [\"/bin/echo\"]"
 spawn stock "$WORKER" -c "$T/c.json" -f
-worker_up() { [ "$(rcli HGET worker-stock state)" = UP ]; }
-wait_for "worker-stock UP" 15 worker_up
+wait_for "worker-stock UP" 15 worker_up stock
 ok $? "the stock worker registers"
 
 # ---------------------------------------------------------------- help

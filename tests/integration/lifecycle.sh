@@ -13,75 +13,19 @@
 # "Exactly once" is read from the count file the test workers append to;
 # "nothing left" from Redis.
 . "$top_srcdir/tests/common.sh"
+. "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
 plan 60
 watchdog 400
 
-DIST=$top_builddir/src/distributor/dtask-distributor
-WORKER=$top_builddir/src/worker/dtask-worker
-TW=$top_builddir/tests/tools/dt-testworker
-for p in "$DIST" "$WORKER" "$TW"; do
-	[ -x "$p" ] || bail_out "$p is not built (make check builds it)"
-done
-
-gen_certs "$T/tls" || bail_out "cannot make certificates"
-start_redis || bail_out "cannot start redis-server"
-
-COUNT=$T/count
-: >"$COUNT"
-DT_COUNT_FILE=$COUNT
-export DT_COUNT_FILE
+need_built "$DIST" "$WORKER" "$TW"
+start_cluster
+use_count_file
 t_start=$(_dt_now_ms)
 
-# conf FILE NAME [EXTRA JSON FIELDS]: a configuration for any role.
-conf() {
-	cat >"$1" <<JSON
-{"share_key": "abc", "cert": "$T/tls/cert.pem", "key": "$T/tls/key.pem",
- "ca": "$T/tls/ca.pem", "redis": {"host": "127.0.0.1", "port": $REDIS_PORT},
- "host": "127.0.0.1", "port": 0, "name": "$2", "watch_host": "127.0.0.1",
- "loop_interval": 200, "health_interval": 300, "health_misses": 3,
- "task_timeout": 2000, "check_all_interval": 1000, "stop_grace": 2000${3:+, $3}}
-JSON
-}
-
-# dist_port NAME: the port in the distributor's "listening on HOST:PORT" line.
-dist_port() {
-	sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$T/$1.log" | head -n 1
-}
-
-# field ID FIELD: a field of task-ID.
-field() { rcli HGET "task-$1" "$2"; }
-# state_is ID STATE
-state_is() { [ "$(field "$1" state)" = "$2" ]; }
-worker_up() { [ "$(rcli HGET "worker-$1" state)" = UP ]; }
-# connected DIST WORKER: the distributor logged the worker's connection.
-connected() { grep -q -- "worker $2 connected" "$T/$1.log"; }
-# lines PREFIX: count-file lines of ids starting with PREFIX
-lines() { grep -c "^$1" "$COUNT"; }
-# ms_since T0
-ms_since() { echo $(($(_dt_now_ms) - $1)); }
-
-# push_file FILE: LPUSH every line of FILE on new-task, in order, in one
-# redis-cli --pipe (the Redis protocol, so any byte is safe).
-push_file() {
-	LC_ALL=C awk '{ printf "*3\r\n$5\r\nLPUSH\r\n$8\r\nnew-task\r\n$%d\r\n%s\r\n", length($0), $0 }' \
-		"$1" >"$1.resp" &&
-		rcli --pipe <"$1.resp" >"$1.pipe" 2>&1
-}
-
-# nothing_left: no task in flight anywhere (the set, the queues, the lists).
-nothing_left() {
-	[ "$(rcli SCARD tasks)" = 0 ] && [ "$(rcli LLEN new-task)" = 0 ] &&
-		[ -z "$(rcli --scan --pattern 'inflight-*' | while read -r k; do
-			[ "$(rcli LLEN "$k")" = 0 ] || echo "$k"; done)" ] &&
-		[ -z "$(rcli --scan --pattern 'queue-*')" ]
-}
-
 # ---------------------------------------------------------------- start
-conf "$T/d1.json" d1
-spawn d1 "$DIST" -c "$T/d1.json" -f
-wait_log d1 'listening on [^ ]+:[0-9]+' 15
+start_dist d1
 ok $? "the distributor starts and logs its port"
 P=$(dist_port d1)
 is "$(rcli HGET distributor-d1 port)" "$P" "distributor-d1 in Redis has the real port ($P)"

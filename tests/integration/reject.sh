@@ -6,70 +6,18 @@
 # lost and no rejection counts as a failure.  Once with the reason "full",
 # once with "unknown function".
 . "$top_srcdir/tests/common.sh"
+. "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
 plan 35
 watchdog 240
 
-DIST=$top_builddir/src/distributor/dtask-distributor
-TW=$top_builddir/tests/tools/dt-testworker
-FAKE=$top_builddir/tests/tools/dt-fakeworker
-for p in "$DIST" "$TW" "$FAKE"; do
-	[ -x "$p" ] || bail_out "$p is not built (make check builds it)"
-done
-
-gen_certs "$T/tls" || bail_out "cannot make certificates"
-start_redis || bail_out "cannot start redis-server"
-
-COUNT=$T/count
-: >"$COUNT"
-DT_COUNT_FILE=$COUNT
-export DT_COUNT_FILE
+need_built "$DIST" "$TW" "$FAKE"
+start_cluster
+use_count_file
 t_start=$(_dt_now_ms)
 
-conf() { # FILE NAME [EXTRA JSON FIELDS]
-	cat >"$1" <<JSON
-{"share_key": "abc", "cert": "$T/tls/cert.pem", "key": "$T/tls/key.pem",
- "ca": "$T/tls/ca.pem", "redis": {"host": "127.0.0.1", "port": $REDIS_PORT},
- "host": "127.0.0.1", "port": 0, "name": "$2", "watch_host": "127.0.0.1",
- "loop_interval": 200, "health_interval": 300, "health_misses": 3,
- "task_timeout": 2000, "check_all_interval": 1000, "stop_grace": 2000${3:+, $3}}
-JSON
-}
-dist_port() {
-	sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$T/$1.log" | head -n 1
-}
-worker_up() { [ "$(rcli HGET "worker-$1" state)" = UP ]; }
-connected() { grep -q -- "worker $2 connected" "$T/$1.log"; }
-lines() { grep -c "^$1" "$COUNT"; }
-ms_since() { echo $(($(_dt_now_ms) - $1)); }
-push_file() {
-	LC_ALL=C awk '{ printf "*3\r\n$5\r\nLPUSH\r\n$8\r\nnew-task\r\n$%d\r\n%s\r\n", length($0), $0 }' \
-		"$1" >"$1.resp" &&
-		rcli --pipe <"$1.resp" >"$1.pipe" 2>&1
-}
-nothing_left() {
-	[ "$(rcli SCARD tasks)" = 0 ] && [ "$(rcli LLEN new-task)" = 0 ] &&
-		[ -z "$(rcli --scan --pattern 'inflight-*' | while read -r k; do
-			[ "$(rcli LLEN "$k")" = 0 ] || echo "$k"; done)" ] &&
-		[ -z "$(rcli --scan --pattern 'queue-*')" ]
-}
-kept_values() { # FIELD PREFIX: "count value" per distinct value, kept records
-	rcli EVAL "local c, out = {}, {}
-for _, id in ipairs(redis.call('SMEMBERS', 'end-task')) do
-  if string.sub(id, 1, #ARGV[2]) == ARGV[2] then
-    local v = redis.call('HGET', 'task-' .. id, ARGV[1]) or '(none)'
-    c[v] = (c[v] or 0) + 1
-  end
-end
-for v, n in pairs(c) do out[#out + 1] = tostring(n) .. ' ' .. v end
-table.sort(out)
-return out" 0 "$1" "$2"
-}
-
-conf "$T/d1.json" d1
-spawn d1 "$DIST" -c "$T/d1.json" -f
-wait_log d1 'listening on [^ ]+:[0-9]+' 15
+start_dist d1
 ok $? "the distributor starts"
 P=$(dist_port d1)
 conf "$T/tw-1.json" tw-1 "\"threads\": 8, \"distributors\": [[\"127.0.0.1\", $P]]"
@@ -130,10 +78,6 @@ stop tw-1
 ok $? "the worker exits 0 on SIGTERM"
 stop d1
 ok $? "the distributor exits 0 on SIGTERM"
-for n in d1 tw-1 fake-full fake-unknown; do
-	grep -Eq 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$T/$n.log" &&
-		echo "$n"
-done >"$T/sanitized"
-is "$(tr '\n' ' ' <"$T/sanitized")" "" "no sanitizer report in any log"
+is "$(sanitizer_reports d1 tw-1 fake-full fake-unknown)" "" "no sanitizer report in any log"
 diag "reject.sh took $(ms_since "$t_start") ms"
 done_testing

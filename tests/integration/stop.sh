@@ -7,40 +7,17 @@
 # function that ignores the stop does not keep its worker from exiting
 # after stop_grace, is logged, and runs again elsewhere.
 . "$top_srcdir/tests/common.sh"
+. "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
 plan 54
 watchdog 300
 
-DIST=$top_builddir/src/distributor/dtask-distributor
-TW=$top_builddir/tests/tools/dt-testworker
-for p in "$DIST" "$TW"; do
-	[ -x "$p" ] || bail_out "$p is not built (make check builds it)"
-done
-
-gen_certs "$T/tls" || bail_out "cannot make certificates"
-start_redis || bail_out "cannot start redis-server"
-
-COUNT=$T/count
-: >"$COUNT"
-DT_COUNT_FILE=$COUNT
-export DT_COUNT_FILE
+need_built "$DIST" "$TW"
+start_cluster
+use_count_file
 t_start=$(_dt_now_ms)
 
-conf() { # FILE NAME STOP_GRACE [EXTRA JSON FIELDS]
-	cat >"$1" <<JSON
-{"share_key": "abc", "cert": "$T/tls/cert.pem", "key": "$T/tls/key.pem",
- "ca": "$T/tls/ca.pem", "redis": {"host": "127.0.0.1", "port": $REDIS_PORT},
- "host": "127.0.0.1", "port": 0, "name": "$2", "watch_host": "127.0.0.1",
- "loop_interval": 200, "health_interval": 300, "health_misses": 3,
- "task_timeout": 2000, "check_all_interval": 1000, "stop_grace": $3${4:+, $4}}
-JSON
-}
-dist_port() {
-	sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$T/$1.log" | head -n 1
-}
-field() { rcli HGET "task-$1" "$2"; }
-state_is() { [ "$(field "$1" state)" = "$2" ]; }
 # running_at ID ATTEMPT [WORKER]: RUNNING with that attempt (on WORKER).
 running_at() {
 	[ "$(field "$1" state)" = RUNNING ] && [ "$(field "$1" attempt)" = "$2" ] &&
@@ -51,31 +28,19 @@ heartbeaten() {
 	[ "$(field "$1" state)" = RUNNING ] &&
 		[ "$(field "$1" update)" -gt "$(field "$1" start)" ] 2>/dev/null
 }
-worker_up() { [ "$(rcli HGET "worker-$1" state)" = UP ]; }
 has_line() { grep -qx -- "$1" "$COUNT"; }
-ms_since() { echo $(($(_dt_now_ms) - $1)); }
 # shellcheck disable=SC2046 # TIME answers two lines: seconds, microseconds
 redis_ms() { set -- $(rcli TIME); echo $(($1 * 1000 + $2 / 1000)); }
 clock_past() { [ "$(redis_ms)" -gt "$1" ]; }
-nothing_left() {
-	[ "$(rcli SCARD tasks)" = 0 ] && [ "$(rcli LLEN new-task)" = 0 ] &&
-		[ -z "$(rcli --scan --pattern 'inflight-*' | while read -r k; do
-			[ "$(rcli LLEN "$k")" = 0 ] || echo "$k"; done)" ] &&
-		[ -z "$(rcli --scan --pattern 'queue-*')" ]
-}
 # no_failure ID: the record counts no failure.
 no_failure() { case $(field "$1" failures) in '' | 0) return 0 ;; esac; return 1; }
-# connected DIST WORKER: the distributor logged the worker's connection.
-connected() { grep -q -- "worker $2 connected" "$T/$1.log"; }
 push() { rcli LPUSH new-task "$1" >/dev/null; }
 
-conf "$T/d1.json" d1 2000
-spawn d1 "$DIST" -c "$T/d1.json" -f
-wait_log d1 'listening on [^ ]+:[0-9]+' 15
+start_dist d1
 ok $? "the distributor starts"
 P=$(dist_port d1)
 ONE="\"distributors\": [[\"127.0.0.1\", $P]]"
-conf "$T/tw-a.json" tw-a 2000 "\"threads\": 4, $ONE"
+conf "$T/tw-a.json" tw-a "\"threads\": 4, $ONE"
 spawn tw-a "$TW" -c "$T/tw-a.json" -f
 wait_for "worker-tw-a UP" 15 worker_up tw-a && wait_for "d1 logs tw-a" 15 connected d1 tw-a
 ok $? "worker tw-a registers and connects"
@@ -133,7 +98,7 @@ all_on_a() {
 }
 wait_for "g-1..4 RUNNING on tw-a" 15 all_on_a
 ok $? "4 wait tasks RUNNING on tw-a (its 4 slots)"
-conf "$T/tw-b.json" tw-b 2000 "\"threads\": 4, $ONE"
+conf "$T/tw-b.json" tw-b "\"threads\": 4, $ONE"
 spawn tw-b "$TW" -c "$T/tw-b.json" -f
 wait_for "worker-tw-b UP" 15 worker_up tw-b
 ok $? "worker tw-b registers"
@@ -172,7 +137,7 @@ is "$(for i in 1 2 3 4; do field "g-$i" error; done | sort -u)" cancelled "all w
 # ---------------------------------------------------------------- stubborn
 # tw-c has only stubborn and more free slots than tw-b, so it gets the task
 # (the worker with the most free slots); stop_grace 1000 ms.
-conf "$T/tw-c.json" tw-c 1000 "\"threads\": 8, $ONE"
+conf_grace "$T/tw-c.json" tw-c 1000 "\"threads\": 8, $ONE"
 spawn tw-c env DT_FUNCTIONS=stubborn "$TW" -c "$T/tw-c.json" -f
 wait_for "worker-tw-c UP" 15 worker_up tw-c
 ok $? "worker tw-c (stubborn only, stop_grace 1000) registers"
@@ -214,10 +179,6 @@ stop tw-b
 ok $? "tw-b exits 0 on SIGTERM"
 stop d1
 ok $? "the distributor exits 0 on SIGTERM"
-for n in d1 tw-a tw-b tw-c; do
-	grep -Eq 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$T/$n.log" &&
-		echo "$n"
-done >"$T/sanitized"
-is "$(tr '\n' ' ' <"$T/sanitized")" "" "no sanitizer report in any log"
+is "$(sanitizer_reports d1 tw-a tw-b tw-c)" "" "no sanitizer report in any log"
 diag "stop.sh took $(ms_since "$t_start") ms"
 done_testing

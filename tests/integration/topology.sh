@@ -6,78 +6,20 @@
 # waits in queue-<function> while later tasks of other functions run, and
 # runs (once) as soon as a worker with that function connects.
 . "$top_srcdir/tests/common.sh"
+. "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
 plan 43
 watchdog 300
 
-DIST=$top_builddir/src/distributor/dtask-distributor
-TW=$top_builddir/tests/tools/dt-testworker
-for p in "$DIST" "$TW"; do
-	[ -x "$p" ] || bail_out "$p is not built (make check builds it)"
-done
-
-gen_certs "$T/tls" || bail_out "cannot make certificates"
-start_redis || bail_out "cannot start redis-server"
-
-COUNT=$T/count
-: >"$COUNT"
-DT_COUNT_FILE=$COUNT
-export DT_COUNT_FILE
+need_built "$DIST" "$TW"
+start_cluster
+use_count_file
 t_start=$(_dt_now_ms)
-
-conf() { # FILE NAME [EXTRA JSON FIELDS]
-	cat >"$1" <<JSON
-{"share_key": "abc", "cert": "$T/tls/cert.pem", "key": "$T/tls/key.pem",
- "ca": "$T/tls/ca.pem", "redis": {"host": "127.0.0.1", "port": $REDIS_PORT},
- "host": "127.0.0.1", "port": 0, "name": "$2", "watch_host": "127.0.0.1",
- "loop_interval": 200, "health_interval": 300, "health_misses": 3,
- "task_timeout": 2000, "check_all_interval": 1000, "stop_grace": 2000${3:+, $3}}
-JSON
-}
-dist_port() {
-	sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$T/$1.log" | head -n 1
-}
-field() { rcli HGET "task-$1" "$2"; }
-state_is() { [ "$(field "$1" state)" = "$2" ]; }
-worker_up() { [ "$(rcli HGET "worker-$1" state)" = UP ]; }
-# connected WORKER: both distributors logged the worker's connection.
-connected() {
-	grep -q -- "worker $1 connected" "$T/d1.log" && grep -q -- "worker $1 connected" "$T/d2.log"
-}
-lines() { grep -c "^$1" "$COUNT"; }
-ms_since() { echo $(($(_dt_now_ms) - $1)); }
-push_file() {
-	LC_ALL=C awk '{ printf "*3\r\n$5\r\nLPUSH\r\n$8\r\nnew-task\r\n$%d\r\n%s\r\n", length($0), $0 }' \
-		"$1" >"$1.resp" &&
-		rcli --pipe <"$1.resp" >"$1.pipe" 2>&1
-}
-nothing_left() {
-	[ "$(rcli SCARD tasks)" = 0 ] && [ "$(rcli LLEN new-task)" = 0 ] &&
-		[ -z "$(rcli --scan --pattern 'inflight-*' | while read -r k; do
-			[ "$(rcli LLEN "$k")" = 0 ] || echo "$k"; done)" ] &&
-		[ -z "$(rcli --scan --pattern 'queue-*')" ]
-}
-# kept_values FIELD PREFIX: "count value" per distinct FIELD among the kept
-# (end-task) records whose id starts with PREFIX, read in one script.
-kept_values() {
-	rcli EVAL "local c, out = {}, {}
-for _, id in ipairs(redis.call('SMEMBERS', 'end-task')) do
-  if string.sub(id, 1, #ARGV[2]) == ARGV[2] then
-    local v = redis.call('HGET', 'task-' .. id, ARGV[1]) or '(none)'
-    c[v] = (c[v] or 0) + 1
-  end
-end
-for v, n in pairs(c) do out[#out + 1] = tostring(n) .. ' ' .. v end
-table.sort(out)
-return out" 0 "$1" "$2"
-}
 
 # ---------------------------------------------------------------- start
 for d in d1 d2; do
-	conf "$T/$d.json" "$d"
-	spawn "$d" "$DIST" -c "$T/$d.json" -f
-	wait_log "$d" 'listening on [^ ]+:[0-9]+' 15
+	start_dist "$d"
 	ok $? "distributor $d starts and logs its port"
 done
 P1=$(dist_port d1)
@@ -92,7 +34,7 @@ for w in tw-1 tw-2 tw-3; do
 	spawn "$w" "$TW" -c "$T/$w.json" -f
 done
 for w in tw-1 tw-2 tw-3; do
-	wait_for "worker-$w UP" 15 worker_up "$w" && wait_for "$w on d1 and d2" 15 connected "$w"
+	wait_for "worker-$w UP" 15 worker_up "$w" && wait_for "$w on d1 and d2" 15 connected "d1 d2" "$w"
 	ok $? "worker $w registers and connects to both distributors"
 done
 
@@ -140,7 +82,7 @@ for w in tw-4 tw-5; do
 	spawn "$w" env DT_FUNCTIONS=count "$TW" -c "$T/$w.json" -f
 done
 for w in tw-4 tw-5; do
-	wait_for "worker-$w UP" 15 worker_up "$w" && wait_for "$w on d1 and d2" 15 connected "$w"
+	wait_for "worker-$w UP" 15 worker_up "$w" && wait_for "$w on d1 and d2" 15 connected "d1 d2" "$w"
 	ok $? "worker $w (count only) registers and connects to both"
 done
 case $(rcli HGET worker-tw-4 functions) in
@@ -186,10 +128,6 @@ for d in d1 d2; do
 	stop "$d"
 	ok $? "distributor $d exits 0 on SIGTERM"
 done
-for n in d1 d2 tw-1 tw-2 tw-3 tw-4 tw-5 tw-6; do
-	grep -Eq 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$T/$n.log" &&
-		echo "$n"
-done >"$T/sanitized"
-is "$(tr '\n' ' ' <"$T/sanitized")" "" "no sanitizer report in any log"
+is "$(sanitizer_reports d1 d2 tw-1 tw-2 tw-3 tw-4 tw-5 tw-6)" "" "no sanitizer report in any log"
 diag "topology.sh took $(ms_since "$t_start") ms"
 done_testing
