@@ -321,7 +321,11 @@ static void on_reject(dist *d, wlink *l, json_object *m)
 	}
 	log_info("worker %s rejected task %s (%s): back to the head of the queue", l->name, id,
 		 reason);
-	dt_job j = { .kind = JOB_UNCLAIM, .attempt = attempt };
+	/* A run the worker could not read counts a failure: max_attempts ends a
+	 * task that no worker can read instead of sending it round forever. */
+	int invalid = strcmp(reason, DT_REJECT_INVALID) == 0;
+	dt_job j = { .kind = invalid ? JOB_REQUEUE : JOB_UNCLAIM, .attempt = attempt,
+		     .flags = invalid ? DT_RQ_NOW | DT_RQ_COUNT_FAILURE : 0 };
 	snprintf(j.id, sizeof j.id, "%s", id);
 	snprintf(j.reason, sizeof j.reason, "rejected: %.80s", reason);
 	dt_sweep_post(d, &j);
@@ -395,6 +399,12 @@ static void serve_link(dist *d, wlink *l)
 		} else if (strcmp(type, DT_MSG_STARTED) == 0 || strcmp(type, DT_MSG_ENDED) == 0 ||
 			   strcmp(type, DT_MSG_STOPPED) == 0) {
 			on_tasks_done(d, l, m, type);
+		} else if (strcmp(type, DT_MSG_FREE) == 0) {
+			/* Slots freed before their ends are written (PROTOCOL 6.1). */
+			pthread_mutex_lock(&d->lock);
+			take_free(l, m);
+			pthread_cond_broadcast(&d->slots);
+			pthread_mutex_unlock(&d->lock);
 		} else if (strcmp(type, DT_MSG_REJECT) == 0) {
 			on_reject(d, l, m);
 		} else if (strcmp(type, DT_MSG_ERROR) == 0) {
@@ -442,7 +452,8 @@ void dt_link_serve(dt_conn *c, void *arg)
 		if (strcmp(o->name, l->name) == 0)
 			refuse = "a worker with that name is already connected";
 	if (!refuse) {
-		l->alive = 1;
+		/* Listed (its name is taken) but not alive: nothing is placed on
+		 * it before our "hello" went out, which must come first. */
 		l->next = d->links;
 		d->links = l;
 		d->nlinks++;
@@ -460,16 +471,19 @@ void dt_link_serve(dt_conn *c, void *arg)
 	int n = snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"version\":%d,\"name\":%s}",
 			 DT_PROTO_VERSION, json_object_to_json_string(jn));
 	json_object_put(jn);
-	dt_conn_send(c, hello, (size_t)n);
+	int hrc = dt_conn_send(c, hello, (size_t)n);
 	log_info("worker %s connected from %s: %d slots, %zu function(s)", l->name,
 		 dt_conn_peer(c), l->capacity, l->nfunctions);
 	pthread_mutex_lock(&d->lock);
+	l->alive = hrc == 0;
 	pthread_cond_broadcast(&d->slots);
 	pthread_mutex_unlock(&d->lock);
 
 	serve_link(d, l);
 
-	/* Lost: unlink it, wait for the senders, take its tasks. */
+	/* Lost: unlink it, wait for the senders (a send blocked on a dead
+	 * peer is woken by the shutdown), take its tasks. */
+	dt_conn_shutdown(c);
 	pthread_mutex_lock(&d->lock);
 	l->alive = 0;
 	for (wlink **pp = &d->links; *pp; pp = &(*pp)->next)

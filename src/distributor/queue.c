@@ -13,7 +13,9 @@
  *   free slots (ties: the lowest load), or parked when there is none, or
  *   bad-task when it cannot run at all.  Then ONE round trip claims, parks
  *   and rejects the whole batch (claim.lua, park.lua, bad.lua in a
- *   pipeline), and each worker gets all its "run" lines in one send.
+ *   pipeline), and each worker gets all its "run" lines in one send.  That
+ *   round trip also takes the next items when slots are left free (up to
+ *   that many), so while the queue is busy a batch costs one round trip.
  *   A crash at any instant loses nothing: an item is in new-task,
  *   queue-<function>, inflight-<name> (returned at the next start, or by
  *   another distributor's recovery) or claimed in its record.
@@ -229,9 +231,13 @@ static void backoff(dist *d, int ms)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* Claim, park or reject a batch of taken items, then send the runs. */
-static void dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items)
+/* Claim, park or reject a batch of taken items, then send the runs.  When
+ * slots are still free after placing them, the same round trip also takes
+ * the next items (*next; empty otherwise), so a busy queue costs one round
+ * trip per batch, not two. */
+static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv *next)
 {
+	int took = 0;
 	const dt_config *cfg = d->cfg;
 	size_t n = items->n;
 	slot_item *it = calloc(n, sizeof *it);
@@ -304,10 +310,30 @@ static void dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items)
 		rc = dt_batch_park(b, d->name, pq, np, pr);
 	if (!rc && nb)
 		rc = dt_batch_bad(b, d->name, bq, nb, br);
+	if (!rc && nc) {
+		/* The slots left free once these are placed: take for them now. */
+		char **fns = NULL;
+		size_t *counts = NULL, nf = 0, total;
+		pthread_mutex_lock(&d->lock);
+		total = d->stopping ? 0 : plan(d, &fns, &counts, &nf);
+		pthread_mutex_unlock(&d->lock);
+		if (total > QUEUE_BATCH)
+			total = QUEUE_BATCH;
+		if (total && nf) {
+			rc = dt_batch_take_multi(b, d->name, (const char *const *)fns, counts, nf, total,
+						 next);
+			took = rc == 0;
+		}
+		free_plan(fns, counts, nf);
+	}
 	if (!rc)
 		rc = dt_batch_exec(b, err, sizeof err);
 	else
 		snprintf(err, sizeof err, "out of memory");
+	if (rc < 0) {
+		dt_strv_free(next); /* inflight-<name> is returned below */
+		took = 0;
+	}
 
 	/* Bookkeeping, and the run lines per worker. */
 	pthread_mutex_lock(&d->lock);
@@ -333,13 +359,17 @@ static void dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items)
 		size_t k;
 		for (k = 0; k < no && out[k].l != l; k++)
 			;
-		char head[512];
+		/* The id is at most 128 safe characters; the function, quoted, may
+		 * be long: it is appended, never formatted into a fixed buffer. */
+		char head[256];
 		int hn = snprintf(head, sizeof head,
-				  "{\"type\":\"run\",\"id\":\"%s\",\"attempt\":%lld,\"function\":%s,\"task\":",
-				  x->item.id, (long long)cr[c].attempt, x->fn_json ? x->fn_json : "\"\"");
-		if (buf_add(&out[k], head, (size_t)hn) || buf_add(&out[k], x->item.json, x->item.len) ||
-		    buf_add(&out[k], "}\n", 2))
-			log_error("queue: out of memory building a run for %s", x->item.id);
+				  "{\"type\":\"run\",\"id\":\"%s\",\"attempt\":%lld,\"function\":",
+				  x->item.id, (long long)cr[c].attempt);
+		const char *fq = x->fn_json ? x->fn_json : "\"\"";
+		if (hn < 0 || (size_t)hn >= sizeof head || buf_add(&out[k], head, (size_t)hn) ||
+		    buf_add(&out[k], fq, strlen(fq)) || buf_add(&out[k], ",\"task\":", 8) ||
+		    buf_add(&out[k], x->item.json, x->item.len) || buf_add(&out[k], "}\n", 2))
+			log_error("queue: cannot build the run for %s", x->item.id);
 	}
 	pthread_mutex_unlock(&d->lock);
 
@@ -410,6 +440,7 @@ out:
 	free(br);
 	free(out);
 	free(ci);
+	return took;
 }
 
 void *dt_queue_main(void *arg)
@@ -445,7 +476,26 @@ void *dt_queue_main(void *arg)
 	}
 	down = 0;
 
+	dt_strv next = { 0 };
+	int took = 0; /* the last dispatch also took, and found nothing */
 	for (;;) {
+		if (next.n) {
+			/* Taken with the last claims: dispatch them now.  A stop
+			 * leaves them in inflight-<name>, returned at the next
+			 * start (or by another distributor's recovery). */
+			dt_strv items = next;
+			memset(&next, 0, sizeof next);
+			pthread_mutex_lock(&d->lock);
+			int stop = d->stopping;
+			pthread_mutex_unlock(&d->lock);
+			if (!stop)
+				took = dispatch(d, st, b, &items, &next);
+			dt_strv_free(&items);
+			if (stop)
+				break;
+			continue;
+		}
+		dt_strv_free(&next);
 		char **fns = NULL;
 		size_t *counts = NULL, nf = 0, total = 0;
 		pthread_mutex_lock(&d->lock);
@@ -470,9 +520,12 @@ void *dt_queue_main(void *arg)
 		if (total > QUEUE_BATCH)
 			total = QUEUE_BATCH;
 
-		dt_strv items;
-		int rc = dt_store_take_multi(st, d->name, (const char *const *)fns, counts, nf, total,
-					     &items, err, sizeof err);
+		dt_strv items = { 0 };
+		int rc = 0;
+		if (!took) /* else the queues were just found empty: block */
+			rc = dt_store_take_multi(st, d->name, (const char *const *)fns, counts, nf,
+						 total, &items, err, sizeof err);
+		took = 0;
 		free_plan(fns, counts, nf);
 		if (rc == 0 && items.n == 0)
 			rc = dt_store_take_blocking(st, d->name, block_time(d, st), &items, err,
@@ -488,9 +541,10 @@ void *dt_queue_main(void *arg)
 			down = 0;
 		}
 		if (items.n)
-			dispatch(d, st, b, &items);
+			took = dispatch(d, st, b, &items, &next);
 		dt_strv_free(&items);
 	}
+	dt_strv_free(&next);
 done:
 	dt_batch_free(b);
 	dt_store_free(st);

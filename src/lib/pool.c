@@ -56,6 +56,7 @@ struct dt_pool {
 	int abandon;        /* join with abandon_busy: take no queued job */
 	int detached;
 	long long seq;      /* dt_pool_free_slots_seq() */
+	int reserved;       /* slots promised by dt_pool_try_reserve(), not yet submitted */
 };
 
 int dt_pool_new(int threads, dt_pool **out)
@@ -154,7 +155,7 @@ int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg)
 	pthread_mutex_lock(&p->lock);
 	if (!p->started || p->stopping) {
 		rc = DTASK_ESTOPPED;
-	} else if (p->idle - p->qlen <= 0) {
+	} else if (p->idle - p->qlen - p->reserved <= 0) {
 		rc = DTASK_EBUSY;
 	} else {
 		int tail = (p->qhead + p->qlen) % p->n;
@@ -167,10 +168,51 @@ int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg)
 	return rc;
 }
 
+int dt_pool_try_reserve(dt_pool *p)
+{
+	int rc = 0;
+	pthread_mutex_lock(&p->lock);
+	if (!p->started || p->stopping)
+		rc = DTASK_ESTOPPED;
+	else if (p->idle - p->qlen - p->reserved <= 0)
+		rc = DTASK_EBUSY;
+	else
+		p->reserved++;
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+int dt_pool_submit_reserved(dt_pool *p, dt_pool_job job, void *arg)
+{
+	int rc = 0;
+	pthread_mutex_lock(&p->lock);
+	if (p->reserved > 0)
+		p->reserved--;
+	if (p->abandon || p->qlen >= p->n) {
+		rc = DTASK_ESTOPPED;
+	} else {
+		int tail = (p->qhead + p->qlen) % p->n;
+		p->q[tail].fn = job;
+		p->q[tail].arg = arg;
+		p->qlen++;
+		pthread_cond_signal(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void dt_pool_unreserve(dt_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->reserved > 0)
+		p->reserved--;
+	pthread_mutex_unlock(&p->lock);
+}
+
 int dt_pool_free_slots(dt_pool *p)
 {
 	pthread_mutex_lock(&p->lock);
-	int n = (!p->started || p->stopping) ? 0 : p->idle - p->qlen;
+	int n = (!p->started || p->stopping) ? 0 : p->idle - p->qlen - p->reserved;
 	pthread_mutex_unlock(&p->lock);
 	return n < 0 ? 0 : n;
 }
@@ -178,7 +220,7 @@ int dt_pool_free_slots(dt_pool *p)
 int dt_pool_free_slots_seq(dt_pool *p, long long *seq)
 {
 	pthread_mutex_lock(&p->lock);
-	int n = (!p->started || p->stopping) ? 0 : p->idle - p->qlen;
+	int n = (!p->started || p->stopping) ? 0 : p->idle - p->qlen - p->reserved;
 	*seq = ++p->seq;
 	pthread_mutex_unlock(&p->lock);
 	return n < 0 ? 0 : n;

@@ -35,7 +35,20 @@ int dt_pool_size(const dt_pool *p);
 /* Hand job(arg) to an idle thread.  0; DTASK_EBUSY at once when no thread
  * is free; DTASK_ESTOPPED after dt_pool_stop() (or before start). */
 int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg);
-/* Idle threads minus accepted jobs not yet started (0 once stopped). */
+/*
+ * Two-step submit, so that a thread is woken once, when its job may run:
+ * dt_pool_try_reserve() promises a slot (0; DTASK_EBUSY / DTASK_ESTOPPED
+ * as dt_pool_try_submit), which counts as taken from then on; later
+ * dt_pool_submit_reserved() hands the job over (accepted even after
+ * dt_pool_stop(), as an accepted job is: call it before dt_pool_join();
+ * DTASK_ESTOPPED, job not taken, only once join abandoned the queue), or
+ * dt_pool_unreserve() gives the slot back.
+ */
+int dt_pool_try_reserve(dt_pool *p);
+int dt_pool_submit_reserved(dt_pool *p, dt_pool_job job, void *arg);
+void dt_pool_unreserve(dt_pool *p);
+/* Idle threads minus accepted jobs not yet started and reserved slots
+ * (0 once stopped). */
 int dt_pool_free_slots(dt_pool *p);
 /* The same, with a number that grows with every call, taken under the same
  * lock: of two reports, the one with the higher seq is the newer. */

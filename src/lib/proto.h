@@ -26,9 +26,15 @@
  *       no longer this copy's); the distributor forgets them.
  *   {"type":"stopped","free":N,"tasks":[[S,N],...]}
  *       these tasks stopped and STOPPED is written: requeue them now.
+ *   {"type":"free","free":N,"seq":N}
+ *       task slots came free (functions returned) before their ends are
+ *       written: the distributor may fill them now, while the "ended"
+ *       follows once the ends are in Redis.  Only "free" and "seq" count.
  *   {"type":"reject","id":S,"attempt":N,"function":S,"reason":S,"free":N}
- *       the worker cannot take that run; reason "full", "unknown function"
- *       or "draining".  The distributor requeues it at once (no failure);
+ *       the worker cannot take that run; reason "full", "unknown function",
+ *       "draining", or "invalid task" (the run could not be read: the
+ *       distributor requeues it counting a failure, so max_attempts ends a
+ *       task that no worker can read).  The distributor requeues it at once (no failure);
  *       after "unknown function" it sends that worker no more of function,
  *       after "draining" nothing more.
  *
@@ -65,6 +71,7 @@
 #define DT_MSG_ENDED "ended"
 #define DT_MSG_STOPPED "stopped"
 #define DT_MSG_REJECT "reject"
+#define DT_MSG_FREE "free"
 #define DT_MSG_RUN "run"
 #define DT_MSG_STOP "stop"
 #define DT_MSG_ERROR "error"
@@ -72,5 +79,6 @@
 #define DT_REJECT_FULL "full"
 #define DT_REJECT_UNKNOWN "unknown function"
 #define DT_REJECT_DRAINING "draining"
+#define DT_REJECT_INVALID "invalid task"
 
 #endif

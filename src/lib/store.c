@@ -1223,6 +1223,32 @@ int dt_store_take_multi(dt_store *s, const char *distributor, const char *const 
 	return rc;
 }
 
+int dt_batch_take_multi(dt_batch *b, const char *distributor, const char *const *functions,
+			const size_t *counts, size_t nf, size_t n, dt_strv *items)
+{
+	memset(items, 0, sizeof *items);
+	if (bad_name(distributor))
+		return DTASK_EINVAL;
+	for (size_t i = 0; i < nf; i++)
+		if (!functions[i] || !functions[i][0])
+			return DTASK_EINVAL;
+	if (n == 0)
+		return 0;
+	struct mark m = batch_mark(b);
+	struct op *op = op_new(b, SC_TAKE, NULL, (int)nf + 2, dec_strv);
+	arg_key(b, "inflight-", distributor);
+	for (size_t i = 0; i < nf; i++)
+		arg_key(b, "queue-", functions[i]);
+	arg_key(b, "new-task", NULL);
+	arg_i(b, (int64_t)n);
+	for (size_t i = 0; i < nf; i++)
+		arg_i(b, (int64_t)counts[i]);
+	arg_i(b, (int64_t)n);
+	op->out = items;
+	op_close(b, op);
+	return batch_done(b, m);
+}
+
 int dt_store_take_blocking(dt_store *s, const char *distributor, int timeout_ms, dt_strv *items,
 			   char *err, size_t errlen)
 {

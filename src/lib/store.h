@@ -370,6 +370,11 @@ int dt_batch_park(dt_batch *b, const char *distributor, const dt_park_req *reqs,
 		  int *res);
 int dt_batch_bad(dt_batch *b, const char *distributor, const dt_bad_req *reqs, size_t n,
 		 int *res);
+/* dt_store_take_multi() in a batch (the distributor takes its next items
+ * in the round trip that claims the current ones).  items is filled by
+ * the exec when it succeeds; free it (dt_strv_free) either way. */
+int dt_batch_take_multi(dt_batch *b, const char *distributor, const char *const *functions,
+			const size_t *counts, size_t nf, size_t n, dt_strv *items);
 int dt_batch_exec(dt_batch *b, char *err, size_t errlen);
 
 #endif

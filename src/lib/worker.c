@@ -289,9 +289,11 @@ static void run_task(void *arg)
 	dt_task_wait_released(t);
 	log_debug("task %s attempt %lld: %s started", t->id, (long long)t->attempt, t->function);
 	dtask_status st = t->fn->fn(t, t->fn->arg);
-	dt_task_mark_returned(t, (int)st);
 
+	/* Returned and queued in one step under w->lock: the final pass at
+	 * shutdown must never see a returned task that is not queued yet. */
 	pthread_mutex_lock(&w->lock);
+	dt_task_mark_returned(t, (int)st);
 	w->n_active--;
 	t->next = NULL;
 	if (w->done_tail)
@@ -302,6 +304,31 @@ static void run_task(void *arg)
 	pthread_cond_signal(&w->state_cond);
 	pthread_cond_broadcast(&w->drain_cond);
 	pthread_mutex_unlock(&w->lock);
+}
+
+
+void dt_worker_send_free(dtask_worker *w)
+{
+	atomic_store(&w->free_dirty, 1);
+	for (;;) {
+		int expected = 0;
+		if (!atomic_compare_exchange_strong(&w->free_sending, &expected, 1))
+			return; /* the sender sees free_dirty and sends again */
+		while (atomic_exchange(&w->free_dirty, 0)) {
+			dt_free_report fr = dt_worker_free_report(w);
+			if (fr.free <= 0)
+				continue;
+			char msg[96];
+			int len = snprintf(msg, sizeof msg,
+					   "{\"type\":\"" DT_MSG_FREE "\",\"free\":%d,\"seq\":%lld}",
+					   fr.free, fr.seq);
+			for (size_t l = 0; l < w->n_links; l++)
+				dt_link_send(&w->links[l], msg, (size_t)len);
+		}
+		atomic_store(&w->free_sending, 0);
+		if (!atomic_load(&w->free_dirty))
+			return;
+	}
 }
 
 const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup)
@@ -325,7 +352,9 @@ const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup)
 		}
 	}
 	if (!reason && !*dup) {
-		int rc = dt_pool_try_submit(w->pool, run_task, t);
+		/* The slot is reserved now; the job goes to the pool (one
+		 * wake-up of its thread) when the link releases it. */
+		int rc = dt_pool_try_reserve(w->pool);
 		if (rc == 0) {
 			w->tasks[w->n_tasks++] = t;
 			w->n_active++;
@@ -335,6 +364,16 @@ const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup)
 	}
 	pthread_mutex_unlock(&w->lock);
 	return reason;
+}
+
+void dt_worker_start(dtask_worker *w, dtask *t)
+{
+	dt_task_release(t);
+	if (dt_pool_submit_reserved(w->pool, run_task, t) < 0) {
+		/* Only once the pool abandoned its queue at exit: it never runs. */
+		log_error("task %s attempt %lld: the task threads are gone: not run", t->id,
+			  (long long)t->attempt);
+	}
 }
 
 int dt_worker_stop_task(dtask_worker *w, const char *id, int64_t attempt, int kind)
@@ -384,40 +423,40 @@ void dt_worker_table_remove(dtask_worker *w, const dtask *t)
 char *dt_worker_refs_msg(const char *type, double load, dt_free_report fr,
 			 const char *const *ids, const int64_t *attempts, size_t n, size_t *len)
 {
-	char *out = NULL;
-	json_object *m = json_object_new_object(), *arr = json_object_new_array();
-	if (!m || !arr) {
-		json_object_put(m);
-		json_object_put(arr);
+	/* Built by hand, not with json-c: it goes out with every batch of
+	 * starts and ends.  Ids are checked (dt_id_valid: [A-Za-z0-9_.:-]) and
+	 * the type is one of ours, so nothing needs escaping. */
+	size_t cap = 128 + strlen(type), off = 0;
+	for (size_t i = 0; i < n; i++)
+		cap += strlen(ids[i]) + 28;
+	char *out = malloc(cap);
+	if (!out)
 		return NULL;
-	}
-	json_object_object_add(m, "type", json_object_new_string(type));
-	if (load >= 0) {
-		char txt[32];
-		snprintf(txt, sizeof txt, "%.2f", load);
-		json_object_object_add(m, "load", json_object_new_double_s(load, txt));
-	}
-	json_object_object_add(m, "free", json_object_new_int(fr.free));
-	json_object_object_add(m, "seq", json_object_new_int64(fr.seq));
-	json_object_object_add(m, "tasks", arr);
+	int k;
+	if (load >= 0)
+		k = snprintf(out, cap, "{\"type\":\"%s\",\"load\":%.2f,\"free\":%d,\"seq\":%lld,\"tasks\":[",
+			     type, load, fr.free, fr.seq);
+	else
+		k = snprintf(out, cap, "{\"type\":\"%s\",\"free\":%d,\"seq\":%lld,\"tasks\":[", type,
+			     fr.free, fr.seq);
+	if (k < 0 || (size_t)k >= cap)
+		goto fail;
+	off = (size_t)k;
 	for (size_t i = 0; i < n; i++) {
-		json_object *pair = json_object_new_array();
-		if (!pair)
-			goto done;
-		json_object_array_add(arr, pair);
-		json_object_array_add(pair, json_object_new_string(ids[i]));
-		json_object_array_add(pair, json_object_new_int64(attempts[i]));
+		k = snprintf(out + off, cap - off, "%s[\"%s\",%lld]", i ? "," : "", ids[i],
+			     (long long)attempts[i]);
+		if (k < 0 || (size_t)k >= cap - off)
+			goto fail;
+		off += (size_t)k;
 	}
-	size_t l;
-	const char *s = json_object_to_json_string_length(
-		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &l);
-	if (s && (out = malloc(l + 1))) {
-		memcpy(out, s, l + 1);
-		*len = l;
-	}
-done:
-	json_object_put(m);
+	if (off + 3 > cap)
+		goto fail;
+	memcpy(out + off, "]}", 3);
+	*len = off + 2;
 	return out;
+fail:
+	free(out);
+	return NULL;
 }
 
 char *dt_worker_tasks_msg(const char *type, double load, dt_free_report fr, dtask *const *tasks,

@@ -90,6 +90,8 @@ struct dtask_worker {
 	atomic_int stopping;   /* links: stop reconnecting, the close is ours */
 	atomic_int sig_exit;   /* the signal thread's last wake-up */
 	atomic_int no_slots;   /* draining: every message says "free": 0 */
+	atomic_int free_dirty;   /* a slot came free since the last "free" sent */
+	atomic_int free_sending; /* a thread is sending "free" (dt_worker_send_free) */
 
 	/* The main thread only. */
 	int ran;
@@ -128,16 +130,24 @@ dt_free_report dt_worker_free_report(dtask_worker *w);
 
 /* Take a run: under w->lock, refuse it when draining (DT_REJECT_DRAINING)
  * or when no pool thread is free (DT_REJECT_FULL); else add it to the
- * running table and hand it to the pool (the task waits there for
- * dt_task_release()).  NULL when accepted, else the reject reason.
+ * running table and reserve a pool slot for it (the job is handed to the
+ * pool by dt_worker_start(), once "started" is sent).  NULL when accepted, else the reject reason.
  * *dup = 1 (and NULL) when that (id, attempt) already runs here: nothing
  * is done and the caller keeps t. */
 const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup);
+/* Let an accepted task begin ("started" is sent): release it and hand it
+ * to the pool thread reserved for it by dt_worker_accept(). */
+void dt_worker_start(dtask_worker *w, dtask *t);
 /* Ask every task with that id (and attempt, unless < 0) to stop; the
  * number of tasks found. */
 int dt_worker_stop_task(dtask_worker *w, const char *id, int64_t attempt, int kind);
 /* Ask every task that came from link (-1: all) to stop. */
 int dt_worker_stop_link_tasks(dtask_worker *w, int link, int kind);
+/* Slots came free (the state thread took returned tasks): send "free" to
+ * every distributor now, before their ends are written (PROTOCOL 6.1).
+ * Any thread; coalesced: while one thread sends, another only marks it
+ * dirty and the sender sends again with the newest count. */
+void dt_worker_send_free(dtask_worker *w);
 /* Remove t from the running table (state thread). */
 void dt_worker_table_remove(dtask_worker *w, const dtask *t);
 /*

@@ -22,8 +22,9 @@
  *   Reading: dt_conn_recv() with a timeout of health_interval, so the
  *   thread wakes regularly; a link on which nothing at all arrived for
  *   health_interval x health_misses is dead and closed.
- *   Runs: each accepted run goes into the running table and the pool at
- *   once, but its function waits for dt_task_release(); the (id, attempt)
+ *   Runs: each accepted run goes into the running table and reserves a
+ *   pool slot at once, but goes to the pool (dt_worker_start) only after
+ *   its "started": one wake-up of the task thread; the (id, attempt)
  *   pairs are answered with ONE "started" (plus any "reject" lines, in the
  *   same send) when no more input is buffered (dt_conn_pending() == 0), and
  *   only then are the tasks released.  So "started" always reaches the
@@ -424,7 +425,7 @@ static void batch_flush(dt_link *l, dt_conn *c, batch *b)
 	}
 	for (size_t i = 0; i < b->n; i++)
 		if (b->v[i].release)
-			dt_task_release(b->v[i].release);
+			dt_worker_start(l->w, b->v[i].release);
 	b->n = 0;
 	b->outlen = 0;
 }
@@ -455,21 +456,23 @@ static void on_run(dt_link *l, dt_conn *c, batch *b, json_object *m, const char 
 		return;
 	}
 	/* The task is taken verbatim from the line, never re-encoded. */
+	/* From here on the run names its task: refuse it with a "reject",
+	 * so the distributor takes it back (an "error" would leave it held). */
 	if (dt_json_member(line, len, "task", &raw, &rawlen) != 1 || raw[0] != '{') {
-		log_warn("%s: run %s: no \"task\" object", dt_conn_name(c), id);
-		dt_conn_send_error(c, "run %s: no \"task\" object", id);
+		log_warn("%s: run %s: no \"task\" object: rejected", dt_conn_name(c), id);
+		add_reject(l, b, id, attempt, function, DT_REJECT_INVALID);
 		return;
 	}
 	dt_item item;
 	if (dt_item_parse(raw, rawlen, &item, why, sizeof why) < 0) {
-		log_warn("%s: run %s: bad task: %s", dt_conn_name(c), id, why);
-		dt_conn_send_error(c, "run %s: bad task: %s", id, why);
+		log_warn("%s: run %s: bad task (%s): rejected", dt_conn_name(c), id, why);
+		add_reject(l, b, id, attempt, function, DT_REJECT_INVALID);
 		return;
 	}
 	if (strcmp(item.id, id) != 0 || strcmp(item.function, function) != 0) {
-		log_warn("%s: run %s: its id or function differs from the task's", dt_conn_name(c),
-			 id);
-		dt_conn_send_error(c, "run %s: \"id\" and \"function\" must match the task's", id);
+		log_warn("%s: run %s: its id or function differs from the task's: rejected",
+			 dt_conn_name(c), id);
+		add_reject(l, b, id, attempt, function, DT_REJECT_INVALID);
 		dt_item_free(&item);
 		return;
 	}
@@ -510,7 +513,7 @@ static void on_run(dt_link *l, dt_conn *c, batch *b, json_object *m, const char 
 	}
 	if (batch_add(b, id, attempt, t) < 0) {
 		/* Cannot remember it for "started": let it run anyway. */
-		dt_task_release(t);
+		dt_worker_start(w, t);
 	}
 }
 

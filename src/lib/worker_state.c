@@ -16,7 +16,9 @@
  *
  *   Loop: wait on w->state_cond (monotonic) until ends are queued, the
  *   loop_interval tick is due, or the final pass is asked for.
- *   - Ends: ONE dt_store_finish for every queued end (END with result,
+ *   - Ends: first a "free" to every distributor (the slots of the returned
+ *     tasks are free already, so a distributor can refill them while the
+ *     ends are written), then ONE dt_store_finish for every queued end (END with result,
  *     FAIL with error, STOPPED; nothing for a fenced copy), then one
  *     "ended" and one "stopped" message per link, then the tasks are freed.
  *     Ends that return while a write is in flight wait in the done queue
@@ -497,6 +499,8 @@ void *dt_state_main(void *arg)
 		take_done(&st, done);
 		if (final)
 			break;
+		if (done) /* their slots are free: say so before the ends are written */
+			dt_worker_send_free(w);
 
 		int64_t now = dt_mono_ms();
 		if (now >= next_tick) {
