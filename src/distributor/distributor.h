@@ -9,8 +9,9 @@
  *   queue.c   the queue thread: takes tasks only while connected workers
  *             have free slots, claims/parks/rejects them in one script
  *             call, sends "run" in one send per worker.
- *   health.c  the health thread: "health" to every worker each
- *             health_interval.
+ *   health.c  the health-check thread: drops a worker that sent nothing
+ *             for health_interval x health_misses.  Each link thread sends
+ *             its own "health" (SPEC 5.3: a stalled peer delays no other).
  *   sweep.c   the sweep thread: requeues (jobs posted by link threads, and
  *             stale or STOPPED tasks found in `running`), refreshes this
  *             distributor's record, recovers dead distributors, clears old
@@ -33,6 +34,7 @@
 #define DT_DISTRIBUTOR_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "conf.h"
@@ -76,6 +78,7 @@ typedef struct wlink {
 	int outstanding;      /* runs sent and not yet answered (started/reject) */
 	double load;
 	int refs;             /* other threads using conn */
+	_Atomic int64_t last_rx; /* dt_mono_ms() of its last message (any thread) */
 	dt_tset tasks;        /* tasks this distributor gave it, not yet ended */
 	dt_tset listed;       /* the tasks its latest "health" listed */
 	struct wlink *next;

@@ -1,16 +1,20 @@
 /*
- * health.c - the health thread: {"type":"health"} to every connected
- * worker each health_interval (SPEC 5.3), so a worker can tell a live
- * distributor from a dead one.  The other direction -- a worker that sends
- * nothing for health_interval x health_misses is dropped -- is watched by
- * each link's own thread (link.c).
+ * health.c - the health-check thread (SPEC 5.3).
  *
- * Locks: d->lock to take references on the links (never held while
- * sending); the sends take each connection's own lock.
+ * DESIGN
+ *   Every health_interval / 2 it looks at every connected worker's last
+ *   message time (wlink.last_rx, written by its link thread) and shuts down
+ *   the connection of one that sent nothing for health_interval x
+ *   health_misses: its link thread then sees the close and hands its tasks
+ *   to the sweep thread (link.c).  It sends nothing and reads nothing, so
+ *   no peer can block it; each link thread sends its own "health", so a
+ *   stalled worker delays no other worker's.
+ *
+ * Locks: d->lock while it walks the links (dt_conn_shutdown takes none).
  */
 #include "build-config.h"
 
-#include <stdlib.h>
+#include <stdatomic.h>
 
 #include "distributor.h"
 #include "log.h"
@@ -19,39 +23,28 @@
 void *dt_health_main(void *arg)
 {
 	dist *d = arg;
-	static const char msg[] = "{\"type\":\"health\"}\n";
-	wlink **v = NULL;
-	size_t cap = 0;
+	int64_t dead_after = (int64_t)d->cfg->health_interval * d->cfg->health_misses;
+	int period = d->cfg->health_interval / 2 > 0 ? d->cfg->health_interval / 2 : 1;
 
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		struct timespec ts;
-		dt_deadline(&ts, d->cfg->health_interval);
+		dt_deadline(&ts, period);
 		while (!d->stopping && pthread_cond_timedwait(&d->hcond, &d->lock, &ts) == 0)
 			;
 		if (d->stopping)
 			break;
-		size_t n = 0;
+		int64_t now = dt_mono_ms();
 		for (wlink *l = d->links; l; l = l->next) {
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 32;
-				wlink **nv = realloc(v, ncap * sizeof *nv);
-				if (!nv)
-					break;
-				v = nv;
-				cap = ncap;
+			int64_t silent = now - atomic_load(&l->last_rx);
+			if (l->alive && silent >= dead_after) {
+				log_warn("worker %s: nothing received for %lld ms (%d health intervals): dropping it",
+					 l->name, (long long)silent, d->cfg->health_misses);
+				l->alive = 0; /* no more placements; its thread cleans up */
+				dt_conn_shutdown(l->conn);
 			}
-			l->refs++;
-			v[n++] = l;
 		}
-		pthread_mutex_unlock(&d->lock);
-		for (size_t i = 0; i < n; i++)
-			dt_conn_send_raw(v[i]->conn, msg, sizeof msg - 1);
-		pthread_mutex_lock(&d->lock);
-		for (size_t i = 0; i < n; i++)
-			dt_link_unref(d, v[i]);
 	}
 	pthread_mutex_unlock(&d->lock);
-	free(v);
 	return NULL;
 }

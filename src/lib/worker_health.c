@@ -1,68 +1,62 @@
 /*
- * worker_health.c - the worker's health thread (SPEC 5.3).
+ * worker_health.c - the worker's health-check thread (SPEC 5.3).
  *
  * DESIGN
- *   Owns: nothing but its loop.  Every health_interval it sends each
- *   connected link {"type":"health","load":F,"free":N,"tasks":[[id,attempt],
- *   ...]} listing every task in the running table (from any distributor:
- *   the sweeps never requeue a task a healthy worker lists).
+ *   Every health_interval / 2 it looks at each connected link's last
+ *   message time (dt_link.last_rx, written by its link thread) and shuts
+ *   down the connection of a distributor that sent nothing for
+ *   health_interval x health_misses; that link thread then sees the close,
+ *   stops the distributor's tasks and reconnects (worker_link.c).  It sends
+ *   nothing, so no peer can block it; each link thread sends its own
+ *   "health", so a stalled distributor delays no other one's.
  *   Threads: this thread alone; the main thread stops it (w->health_stop,
  *   w->health_cond) and joins it.
- *   Locks: w->lock while it waits and while it builds the message (so the
- *   task pointers it reads cannot be freed); then, with no lock held, one
- *   dt_link_send() per link (which takes that link's lock only to borrow
- *   its connection).  A stalled distributor delays only its own health:
- *   each send is bounded by send_timeout, and a failed send drops only
- *   that link.
+ *   Locks: w->lock only for its wait; each link's lock to look at its
+ *   published connection (never both at once).
  */
 #include "build-config.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdlib.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "dtask.h"
 #include "log.h"
-#include "pool.h"
-#include "proto.h"
 #include "util.h"
 #include "worker_internal.h"
 
 void *dt_health_main(void *arg)
 {
 	dtask_worker *w = arg;
-	int interval = w->cfg->health_interval;
+	int64_t dead_after = (int64_t)w->cfg->health_interval * w->cfg->health_misses;
+	int period = w->cfg->health_interval / 2 > 0 ? w->cfg->health_interval / 2 : 1;
 	struct timespec deadline;
 
-	dt_deadline(&deadline, interval);
-	pthread_mutex_lock(&w->lock);
 	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		dt_deadline(&deadline, period);
 		while (!w->health_stop) {
 			if (pthread_cond_timedwait(&w->health_cond, &w->lock, &deadline) == ETIMEDOUT)
 				break;
 		}
-		if (w->health_stop)
-			break;
-		dt_deadline(&deadline, interval);
-
-		double load = w->capacity > 0 ? (double)w->n_active / (double)w->capacity : 0.0;
-		size_t len = 0;
-		char *msg = dt_worker_tasks_msg(DT_MSG_HEALTH, load, dt_worker_free_report(w),
-						w->tasks, w->n_tasks, &len);
+		int stop = w->health_stop;
 		pthread_mutex_unlock(&w->lock);
+		if (stop)
+			break;
 
-		if (!msg)
-			log_error("worker %s: out of memory for \"health\"", w->name);
-		for (size_t i = 0; msg && i < w->n_links; i++) {
-			int rc = dt_link_send(&w->links[i], msg, len);
-			if (rc < 0 && rc != DTASK_ECLOSED)
-				log_debug("worker %s: health to distributor %s:%d: %s", w->name,
-					  w->links[i].host, w->links[i].port, dtask_strerror(rc));
+		int64_t now = dt_mono_ms();
+		for (size_t i = 0; i < w->n_links; i++) {
+			dt_link *l = &w->links[i];
+			pthread_mutex_lock(&l->lock);
+			int64_t silent = now - atomic_load(&l->last_rx);
+			if (l->conn && silent >= dead_after) {
+				log_warn("%s: nothing received for %lld ms (health_interval x health_misses): closing",
+					 dt_conn_name(l->conn), (long long)silent);
+				dt_conn_shutdown(l->conn);
+			}
+			pthread_mutex_unlock(&l->lock);
 		}
-		free(msg);
-		pthread_mutex_lock(&w->lock);
 	}
-	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }

@@ -66,6 +66,7 @@ typedef struct dt_link {
 	pthread_cond_t cond;   /* monotonic: backoff sleep, users == 0 */
 	dt_conn *conn;         /* published once "hello" is done; NULL otherwise */
 	int users;             /* other threads sending on conn right now */
+	_Atomic int64_t last_rx; /* dt_mono_ms() of the last message received */
 } dt_link;
 
 struct dtask_worker {

@@ -19,9 +19,12 @@
  *   Failures back off exponentially with jitter (100 ms, x2, capped at
  *   5000 ms, +-25%); a streak of failures is logged once at warning level,
  *   the retries at debug level, and the success that ends it at info.
- *   Reading: dt_conn_recv() with a timeout of health_interval, so the
- *   thread wakes regularly; a link on which nothing at all arrived for
- *   health_interval x health_misses is dead and closed.
+ *   Reading: dt_conn_recv() with a timeout up to the next "health", which
+ *   this thread sends itself every health_interval on its own connection
+ *   (so a stalled distributor delays no other one's health).  A link on
+ *   which nothing at all arrived for health_interval x health_misses is
+ *   shut down by the health-check thread (worker_health.c); this thread
+ *   then sees the close.
  *   Runs: each accepted run goes into the running table and reserves a
  *   pool slot at once, but goes to the pool (dt_worker_start) only after
  *   its "started": one wake-up of the task thread; the (id, attempt)
@@ -108,6 +111,7 @@ void dt_link_stop(dt_link *l)
 /* The link thread: make c visible to the other threads' sends. */
 static void publish(dt_link *l, dt_conn *c)
 {
+	atomic_store(&l->last_rx, dt_mono_ms()); /* its hello just came */
 	pthread_mutex_lock(&l->lock);
 	l->conn = c;
 	pthread_mutex_unlock(&l->lock);
@@ -535,29 +539,47 @@ static void on_stop(dt_link *l, dt_conn *c, json_object *m)
 			  (long long)attempt);
 }
 
-/* Serve one connected link until it is lost or the worker stops. */
+/* Our "health" to this distributor, on this connection only: a stalled
+ * distributor delays nobody else's (SPEC 5.3). */
+static void send_health(dtask_worker *w, dt_conn *c)
+{
+	pthread_mutex_lock(&w->lock);
+	double load = w->capacity > 0 ? (double)w->n_active / (double)w->capacity : 0.0;
+	size_t len = 0;
+	char *msg = dt_worker_tasks_msg(DT_MSG_HEALTH, load, dt_worker_free_report(w), w->tasks,
+					w->n_tasks, &len);
+	pthread_mutex_unlock(&w->lock);
+	if (!msg) {
+		log_error("worker %s: out of memory for \"health\"", w->name);
+		return;
+	}
+	if (dt_conn_send(c, msg, len) < 0)
+		dt_conn_shutdown(c); /* this thread then sees the close */
+	free(msg);
+}
+
+/* Serve one connected link until it is lost or the worker stops.  Silence
+ * is watched by the health-check thread (worker_health.c), which shuts the
+ * connection down. */
 static void link_serve(dt_link *l, dt_conn *c)
 {
 	dtask_worker *w = l->w;
 	int interval = w->cfg->health_interval;
-	int64_t dead_after = (int64_t)interval * w->cfg->health_misses;
-	int64_t last_rx = dt_mono_ms();
+	int64_t next_health = dt_mono_ms();
 	batch b = { 0 };
 	char err[256];
 
 	while (!atomic_load(&w->stopping)) {
 		char *line;
 		size_t len;
-		int rc = dt_conn_recv(c, interval, &line, &len);
-		if (rc == DTASK_ETIMEDOUT) {
-			if (dt_mono_ms() - last_rx >= dead_after) {
-				log_warn("%s: nothing received for %lld ms (health_interval x "
-					 "health_misses): closing", dt_conn_name(c),
-					 (long long)(dt_mono_ms() - last_rx));
-				break;
-			}
-			continue;
+		int64_t now = dt_mono_ms();
+		if (now >= next_health) {
+			send_health(w, c);
+			next_health = now + interval;
 		}
+		int rc = dt_conn_recv(c, (int)(next_health - now), &line, &len);
+		if (rc == DTASK_ETIMEDOUT)
+			continue;
 		if (rc == DTASK_ETOOBIG) {
 			log_warn("%s: message larger than max_message (%zu bytes): closing",
 				 dt_conn_name(c), w->cfg->max_message);
@@ -571,7 +593,7 @@ static void link_serve(dt_link *l, dt_conn *c)
 					 dtask_strerror(rc));
 			break;
 		}
-		last_rx = dt_mono_ms();
+		atomic_store(&l->last_rx, dt_mono_ms());
 
 		json_object *m;
 		const char *type;
