@@ -405,6 +405,38 @@ _dt_watchdog_stop() {
 	_dt_wd_pid=
 }
 
+# ---------------------------------------------------------------- C tests
+# run_tap_program NAME: run the C TAP test $top_builddir/tests/unit/NAME
+# (it reads REDIS_PORT etc. from the environment) and pass its results on
+# as this test's own, through plan/ok/bail_out, so the plan, the count and
+# the exit trap stay in charge.  DT_VALGRIND=1 runs it under valgrind
+# (leaks and errors fail the test).  Ends the test.
+run_tap_program() {
+	_dt_prog=$top_builddir/tests/unit/$1
+	[ -x "$_dt_prog" ] || bail_out "$_dt_prog is not built (make check builds it)"
+	if [ -n "${DT_VALGRIND:-}" ]; then
+		# Through libtool: the program may be a wrapper script.
+		"$top_builddir/libtool" --mode=execute valgrind -q --leak-check=full \
+			--errors-for-leak-kinds=definite,indirect --error-exitcode=3 \
+			"$_dt_prog" >"$T/$1.tap" 2>"$T/$1.log"
+	else
+		"$_dt_prog" >"$T/$1.tap" 2>"$T/$1.log"
+	fi
+	_dt_status=$?
+	while IFS= read -r _dt_line; do
+		case $_dt_line in
+		1..*) plan "${_dt_line#1..}" ;;
+		'not ok '*) ok 1 "${_dt_line#not ok * - }" ;;
+		'ok '*) ok 0 "${_dt_line#ok * - }" ;;
+		'Bail out!'*) bail_out "${_dt_line#Bail out! }" ;;
+		*) echo "$_dt_line" ;;
+		esac
+	done <"$T/$1.tap"
+	[ "$_dt_status" -eq 0 ] || diag "$1 exited with status $_dt_status"
+	[ "$_dt_status" -eq 0 ] || exit 1
+	done_testing
+}
+
 # ---------------------------------------------------------------- redis
 # REDIS_CLI: next to redis-server if it is there, else from $PATH.
 if [ -z "${REDIS_CLI:-}" ]; then

@@ -2,36 +2,9 @@
 # store.sh - the Redis model (src/lib/store.c and src/lib/lua/*.lua) against
 # a private redis-server: runs the C TAP test tests/unit/test_store, which
 # reads REDIS_PORT, and passes its results on as this test's own.
-# DT_VALGRIND=1 runs it under valgrind (leaks and errors fail the test).
+# DT_VALGRIND=1 runs it under valgrind.
 . "$top_srcdir/tests/common.sh"
 need_redis
 watchdog 180
-
 start_redis || bail_out "cannot start redis-server"
-
-prog=$top_builddir/tests/unit/test_store
-[ -x "$prog" ] || bail_out "$prog is not built (make check builds it)"
-if [ -n "${DT_VALGRIND:-}" ]; then
-	# Through libtool: $prog may be a wrapper script around .libs/test_store.
-	"$top_builddir/libtool" --mode=execute valgrind -q --leak-check=full \
-		--errors-for-leak-kinds=definite,indirect --error-exitcode=3 \
-		"$prog" >"$T/test_store.tap" 2>"$T/test_store.log"
-else
-	"$prog" >"$T/test_store.tap" 2>"$T/test_store.log"
-fi
-status=$?
-
-# Re-emit its TAP through common.sh, so the plan, the count and the exit
-# trap (which stops redis-server and keeps $T on failure) stay in charge.
-while IFS= read -r line; do
-	case $line in
-	1..*) plan "${line#1..}" ;;
-	'not ok '*) ok 1 "${line#not ok * - }" ;;
-	'ok '*) ok 0 "${line#ok * - }" ;;
-	'Bail out!'*) bail_out "${line#Bail out! }" ;;
-	*) echo "$line" ;;
-	esac
-done <"$T/test_store.tap"
-[ "$status" -eq 0 ] || diag "test_store exited with status $status"
-[ "$status" -eq 0 ] || exit 1
-done_testing
+run_tap_program test_store
