@@ -148,7 +148,11 @@ static int send_locked(dt_conn *c, const char *buf, size_t len)
 			log_warn("%s: send timed out, dropping the connection", dt_conn_name(c));
 			return DTASK_ETIMEDOUT;
 		}
-		return n == GNUTLS_E_PUSH_ERROR ? DTASK_ECLOSED : DTASK_ETLS;
+		if (n == GNUTLS_E_PUSH_ERROR)
+			return DTASK_ECLOSED;
+		log_warn("%s: TLS send failed: %s (GnuTLS %d)", dt_conn_name(c),
+			 gnutls_strerror((int)n), (int)n);
+		return DTASK_ETLS;
 	}
 	return 0;
 }
@@ -250,7 +254,9 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 		if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR ||
 		    atomic_load(&c->down))
 			return DTASK_ECLOSED;
-		log_debug("%s: TLS receive: %s", dt_conn_name(c), gnutls_strerror((int)n));
+		/* A real TLS failure (not a close): say which, it ends the link. */
+		log_warn("%s: TLS receive failed: %s (GnuTLS %d)", dt_conn_name(c),
+			 gnutls_strerror((int)n), (int)n);
 		return DTASK_ETLS;
 	}
 }
