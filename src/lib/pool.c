@@ -149,6 +149,16 @@ int dt_pool_size(const dt_pool *p)
 	return p->n;
 }
 
+/* Under p->lock: queue job(arg) and wake a thread for it. */
+static void enqueue_locked(dt_pool *p, dt_pool_job job, void *arg)
+{
+	int tail = (p->qhead + p->qlen) % p->n;
+	p->q[tail].fn = job;
+	p->q[tail].arg = arg;
+	p->qlen++;
+	pthread_cond_signal(&p->cond);
+}
+
 int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg)
 {
 	int rc = 0;
@@ -158,11 +168,7 @@ int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg)
 	} else if (p->idle - p->qlen - p->reserved <= 0) {
 		rc = DTASK_EBUSY;
 	} else {
-		int tail = (p->qhead + p->qlen) % p->n;
-		p->q[tail].fn = job;
-		p->q[tail].arg = arg;
-		p->qlen++;
-		pthread_cond_signal(&p->cond);
+		enqueue_locked(p, job, arg);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
@@ -191,11 +197,7 @@ int dt_pool_submit_reserved(dt_pool *p, dt_pool_job job, void *arg)
 	if (p->abandon || p->qlen >= p->n) {
 		rc = DTASK_ESTOPPED;
 	} else {
-		int tail = (p->qhead + p->qlen) % p->n;
-		p->q[tail].fn = job;
-		p->q[tail].arg = arg;
-		p->qlen++;
-		pthread_cond_signal(&p->cond);
+		enqueue_locked(p, job, arg);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;

@@ -726,61 +726,58 @@ static int dec_claim(const struct op *op, const redisReply *r, char *err, size_t
 	return 0;
 }
 
-static int dec_move(const struct op *op, const redisReply *r, char *err, size_t errlen)
-{
-	int *res = op->out;
-	if (check_strings(op, r, err, errlen))
-		return DTASK_EREDIS;
-	for (size_t i = 0; i < op->n; i++) {
-		const char *t = r->element[i]->str;
-		if (!strcmp(t, "ok"))
-			res[i] = DT_MOVE_OK;
-		else if (!strcmp(t, "gone"))
-			res[i] = DT_MOVE_GONE;
-		else
-			return unexpected(op, err, errlen);
-	}
-	return 0;
-}
+/* A reply word and the enum value it stands for. */
+struct word {
+	const char *s;
+	int v;
+};
 
-static int dec_heartbeat(const struct op *op, const redisReply *r, char *err, size_t errlen)
+/* An array of reply words into op->out (int[n]); a word not in map is
+ * dflt, or a protocol error when dflt < 0. */
+static int dec_words(const struct op *op, const redisReply *r, const struct word *map, int dflt,
+		     char *err, size_t errlen)
 {
 	int *res = op->out;
 	if (check_strings(op, r, err, errlen))
 		return DTASK_EREDIS;
 	for (size_t i = 0; i < op->n; i++) {
 		const char *t = r->element[i]->str;
-		if (!strcmp(t, "fenced"))
-			res[i] = DT_HB_FENCED;
-		else if (!strcmp(t, "stop"))
-			res[i] = DT_HB_STOP;
-		else if (!strcmp(t, "cancel"))
-			res[i] = DT_HB_CANCEL;
-		else {
+		const struct word *w = map;
+		while (w->s && strcmp(t, w->s) != 0)
+			w++;
+		if (w->s) {
+			res[i] = w->v;
+		} else if (dflt >= 0) {
 			if (t[0])
-				log_warn("redis: a task record asks request=\"%.40s\", which is "
-					 "neither stop nor cancel: ignored", t);
-			res[i] = DT_HB_OK;
+				log_warn("redis: %s: unexpected word \"%.40s\": taken as none", op->what, t);
+			res[i] = dflt;
+		} else {
+			return unexpected(op, err, errlen);
 		}
 	}
 	return 0;
 }
 
+static int dec_move(const struct op *op, const redisReply *r, char *err, size_t errlen)
+{
+	static const struct word map[] = { { "ok", DT_MOVE_OK }, { "gone", DT_MOVE_GONE }, { NULL, 0 } };
+	return dec_words(op, r, map, -1, err, errlen);
+}
+
+/* "" is a running task with no request; any other word is a request we do
+ * not know (a newer client?): logged, and the task goes on. */
+static int dec_heartbeat(const struct op *op, const redisReply *r, char *err, size_t errlen)
+{
+	static const struct word map[] = { { "fenced", DT_HB_FENCED }, { "stop", DT_HB_STOP },
+					   { "cancel", DT_HB_CANCEL }, { "", DT_HB_OK }, { NULL, 0 } };
+	return dec_words(op, r, map, DT_HB_OK, err, errlen);
+}
+
 static int dec_finish(const struct op *op, const redisReply *r, char *err, size_t errlen)
 {
-	int *res = op->out;
-	if (check_strings(op, r, err, errlen))
-		return DTASK_EREDIS;
-	for (size_t i = 0; i < op->n; i++) {
-		const char *t = r->element[i]->str;
-		if (!strcmp(t, "ok"))
-			res[i] = DT_FIN_OK;
-		else if (!strcmp(t, "fenced"))
-			res[i] = DT_FIN_FENCED;
-		else
-			return unexpected(op, err, errlen);
-	}
-	return 0;
+	static const struct word map[] = { { "ok", DT_FIN_OK }, { "fenced", DT_FIN_FENCED },
+					   { NULL, 0 } };
+	return dec_words(op, r, map, -1, err, errlen);
 }
 
 static int dec_requeue(const struct op *op, const redisReply *r, char *err, size_t errlen)
