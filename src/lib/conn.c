@@ -9,9 +9,11 @@
 #include "build-config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,25 @@ static void conn_release(dt_conn *c)
 	free(c);
 }
 
+/* The reader's pull: never blocks, so GnuTLS answers GNUTLS_E_AGAIN and
+ * keeps a half-received record for the next call, and dt_conn_recv() waits
+ * with poll(2).  GnuTLS's own receive timeout (gnutls_record_set_timeout)
+ * must not be used on a stream: one that expires in the middle of a record
+ * throws away the part already read, the stream is out of step from then
+ * on, and the next record fails to decrypt (seen with GnuTLS 3.7.9 when a
+ * loaded peer's record arrived in pieces around a health deadline). */
+static ssize_t pull_nowait(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+	return recv((int)(intptr_t)ptr, buf, len, MSG_DONTWAIT);
+}
+
+/* After the handshake (which keeps GnuTLS's blocking pull and its own
+ * handshake timeout): every later receive goes through pull_nowait. */
+static void reader_setup(dt_conn *c)
+{
+	gnutls_transport_set_pull_function(c->s, pull_nowait);
+}
+
 static int link_setup(const dt_link_opts *o, char *err, size_t errlen)
 {
 	if (!o->share_key || !o->share_key[0])
@@ -92,6 +113,7 @@ int dt_conn_connect(const dt_link_opts *o, const char *host, int port, dt_conn *
 		goto fail;
 	if ((rc = dt_tls_handshake(c->s, o->handshake_timeout, err, errlen)) < 0)
 		goto fail;
+	reader_setup(c);
 	if ((rc = dt_auth_run_client(c, c->s, o->share_key, deadline, err, errlen)) < 0)
 		goto fail;
 	*out = c;
@@ -117,6 +139,7 @@ int dt_conn_accept(const dt_link_opts *o, int fd, dt_conn **out, char *err, size
 		goto fail;
 	if ((rc = dt_tls_handshake(c->s, o->handshake_timeout, err, errlen)) < 0)
 		goto fail;
+	reader_setup(c);
 	if ((rc = dt_auth_run_server(c, c->s, o->share_key, deadline, err, errlen)) < 0)
 		goto fail;
 	*out = c;
@@ -232,14 +255,6 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 		size_t room;
 		if ((rc = dt_frame_space(&c->rx, &p, &room)) < 0)
 			return rc;
-		if (deadline >= 0 && gnutls_record_check_pending(c->s) == 0) {
-			int64_t left = deadline - dt_mono_ms();
-			if (left <= 0)
-				return DTASK_ETIMEDOUT;
-			gnutls_record_set_timeout(c->s, (unsigned)left);
-		} else {
-			gnutls_record_set_timeout(c->s, 0);
-		}
 		ssize_t n = gnutls_record_recv(c->s, p, room);
 		if (n > 0) {
 			dt_frame_commit(&c->rx, (size_t)n);
@@ -247,10 +262,22 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 		}
 		if (n == 0)
 			return DTASK_ECLOSED;
-		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+		if (n == GNUTLS_E_INTERRUPTED)
 			continue;
-		if (n == GNUTLS_E_TIMEDOUT)
-			return DTASK_ETIMEDOUT;
+		if (n == GNUTLS_E_AGAIN) {
+			/* Nothing (or half a record) to read yet: wait for more. */
+			int wait = -1;
+			if (deadline >= 0) {
+				int64_t left = deadline - dt_mono_ms();
+				if (left <= 0)
+					return DTASK_ETIMEDOUT;
+				wait = left > INT32_MAX ? INT32_MAX : (int)left;
+			}
+			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+			if (poll(&pf, 1, wait) == 0)
+				return DTASK_ETIMEDOUT;
+			continue;
+		}
 		if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR ||
 		    atomic_load(&c->down))
 			return DTASK_ECLOSED;

@@ -70,7 +70,10 @@ awk -v n=$N 'BEGIN { for (i = 1; i <= n; i++) print "c-" i }' | sort >"$T/want-i
 grep '^c-' "$COUNT" | cut -d' ' -f1 | sort -u >"$T/got-ids"
 check "the $N distinct ids are exactly those pushed" cmp "$T/want-ids" "$T/got-ids"
 is "$(grep '^c-' "$COUNT" | awk '$2 != 1' | wc -l | tr -d ' ')" 0 \
-	"every task ran at its first attempt"
+	"every task ran at its first attempt" || {
+	diag "$(grep '^c-' "$COUNT" | awk '$2 != 1' | head -n 3)"
+	diag "$(grep -h ' warn: \| error: ' "$T"/*.log | head -n 10)"
+}
 is "$(grep '^c-' "$COUNT" | cut -d' ' -f3 | sort -u | wc -l | tr -d ' ')" 2 \
 	"both test workers took a share"
 diag "share per worker pid: $(grep '^c-' "$COUNT" | cut -d' ' -f3 | sort | uniq -c | tr '\n' ' ')"
