@@ -26,12 +26,12 @@
  *   shut down by the health-check thread (worker_health.c); this thread
  *   then sees the close.
  *   Runs: each accepted run goes into the running table and reserves a
- *   pool slot at once, but goes to the pool (dt_worker_start) only after
- *   its "started": one wake-up of the task thread; the (id, attempt)
- *   pairs are answered with ONE "started" (plus any "reject" lines, in the
- *   same send) when no more input is buffered (dt_conn_pending() == 0), and
- *   only then are the tasks released.  So "started" always reaches the
- *   distributor before the same task's "ended"/"stopped".
+ *   pool slot at once; when no more input is buffered (dt_conn_pending()
+ *   == 0) the batch goes to the pool (dt_worker_start: one wake-up of each
+ *   task thread) and only then are its (id, attempt) pairs answered with
+ *   ONE "started" (plus any "reject" lines, in the same send), so the send
+ *   is not on the way to the tasks' start.  A quick task's "ended" may
+ *   thus reach the distributor before its "started" (PROTOCOL.md 6.1).
  *   Loss: every task that came from this link is asked to stop (kind
  *   lost), then the thread reconnects.
  *   Shutdown: dt_link_stop() closes a published connection (close_notify)
@@ -394,12 +394,16 @@ static void add_reject(dt_link *l, batch *b, const char *id, int64_t attempt,
 	json_object_put(m);
 }
 
-/* Send the rejects and ONE "started" in one send, then let the accepted
- * tasks begin (whether or not the send worked: a lost link stops them). */
+/* Let the accepted tasks begin, then send the rejects and ONE "started"
+ * in one send (whether or not the send works: a lost link stops them).
+ * Starting first keeps the send off the path to the task's start. */
 static void batch_flush(dt_link *l, dt_conn *c, batch *b)
 {
 	if (b->n == 0 && b->outlen == 0)
 		return;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->v[i].release)
+			dt_worker_start(l->w, b->v[i].release);
 	if (b->n > 0) {
 		const char **ids = malloc(b->n * sizeof *ids);
 		int64_t *attempts = malloc(b->n * sizeof *attempts);
@@ -427,9 +431,6 @@ static void batch_flush(dt_link *l, dt_conn *c, batch *b)
 		if (rc < 0)
 			log_debug("%s: sending started: %s", dt_conn_name(c), dtask_strerror(rc));
 	}
-	for (size_t i = 0; i < b->n; i++)
-		if (b->v[i].release)
-			dt_worker_start(l->w, b->v[i].release);
 	b->n = 0;
 	b->outlen = 0;
 }

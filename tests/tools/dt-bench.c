@@ -2,7 +2,7 @@
  * dtask-bench - the peers' harness workloads (../shared/peers, README
  * "Workloads") run against distributed-task itself.
  *
- *   dtask-bench [--workloads A,B] [--json] [--keep] [-n N] [--lat-n N]
+ *   dtask-bench [--workloads A,B] [--json] [--keep] [--redis-stats] [-n N] [--lat-n N]
  *               [--rate R] [--distributor PATH] [--redis-server PATH]
  *   dtask-bench worker -c CONFIG -f     (internal: one worker unit)
  *
@@ -34,6 +34,8 @@
  * before the submit; the task computes start - submit as its first action.
  * p50 / p99 (linear interpolation) / max, in ms.
  *
+ * --redis-stats adds, on stderr, Redis's own account of A's drain (INFO
+ * commandstats): calls per task and CPU ms per 1,000 tasks by command.
  * Producers use the client API: dtask_submit() one by one, and
  * dtask_submit_many() for the batches (one LPUSH per 1,000).
  * Output: one line per figure, or with --json one JSON object.
@@ -414,6 +416,26 @@ static void stop_workers(void)
 		stop_pid(workers[i]);
 }
 
+/* --redis-stats: where Redis spent its time during A's drain, from INFO
+ * commandstats (reset just before the workers start): for each command
+ * with calls, calls per task and CPU us per 1,000 tasks.  On stderr. */
+static void print_redis_stats(redisContext *c, int n)
+{
+	redisReply *r = cmd(c, "INFO commandstats");
+	char *line = r->str, *save = NULL;
+	fprintf(stderr, "# Redis during A's drain (per task: calls; per 1,000 tasks: CPU ms)\n");
+	for (line = strtok_r(line, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+		char name[64];
+		long long calls = 0;
+		double usec = 0;
+		if (sscanf(line, "cmdstat_%63[^:]:calls=%lld,usec=%lf", name, &calls, &usec) == 3 &&
+		    calls > 0)
+			fprintf(stderr, "#   %-14s %8.3f calls  %8.2f ms\n", name, (double)calls / n,
+				usec / n);
+	}
+	freeReplyObject(r);
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -437,13 +459,15 @@ int main(int argc, char **argv)
 	const char *workloads = "A,B";
 	const char *dist_bin = DT_ABS_BUILDDIR "/src/distributor/dtask-distributor";
 	const char *redis_server = "/usr/bin/redis-server";
-	int json = 0, n = 20000, lat_n = 2000, rate = 200;
+	int json = 0, n = 20000, lat_n = 2000, rate = 200, redis_stats = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--json"))
 			json = 1;
 		else if (!strcmp(a, "--keep"))
 			keep = 1;
+		else if (!strcmp(a, "--redis-stats"))
+			redis_stats = 1;
 		else if (!strcmp(a, "--workloads") && v)
 			workloads = argv[++i];
 		else if (!strcmp(a, "-n") && v)
@@ -459,7 +483,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--redis-server") && v)
 			redis_server = argv[++i];
 		else {
-			fprintf(stderr, "usage: dtask-bench [--workloads A,B] [--json] [--keep] [-n N] "
+			fprintf(stderr, "usage: dtask-bench [--workloads A,B] [--json] [--keep] [--redis-stats] [-n N] "
 					"[--lat-n N] [--rate R] [--slots N] [--distributor PATH] "
 					"[--redis-server PATH]\n");
 			return 2;
@@ -610,6 +634,8 @@ int main(int argc, char **argv)
 		free(av);
 		free(items);
 		/* 3. drain */
+		if (redis_stats)
+			freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
 		double w0 = children_cpu_ms(), d0 = proc_cpu_ms(dist_pid), r0 = proc_cpu_ms(redis_pid);
 		int64_t spawn_us = real_us();
 		spawn_workers();
@@ -633,6 +659,8 @@ int main(int argc, char **argv)
 		a_startup = (double)(first - spawn_us) / 1e6;
 		cpu_d = (proc_cpu_ms(dist_pid) - d0) * 1000.0 / n;
 		cpu_r = (proc_cpu_ms(redis_pid) - r0) * 1000.0 / n;
+		if (redis_stats)
+			print_redis_stats(rc, n);
 		stop_workers();
 		cpu_w = (children_cpu_ms() - w0) * 1000.0 / n;
 	}

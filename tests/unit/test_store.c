@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 314
+#define PLAN 325
 
 static redisContext *R;
 static dt_store *S;
@@ -631,6 +631,35 @@ static void t_park_bad(void)
 	is_int(num("LLEN queue-g"), 1, "  queue-g kept what its count left");
 	is_int(num("LLEN new-task"), 2, "  new-task gave only what the budget left");
 	is_int(num("LLEN inflight-d1"), 3, "  all three in inflight-d1");
+	{
+		/* As if moved one at a time, RIGHT to LEFT: the last taken at
+		 * the head, the first at the tail. */
+		const char *h = str("LINDEX inflight-d1 0");
+		ok(h && strstr(h, "m1"), "  inflight-d1: m1 (taken last) at the head");
+		const char *tl = str("LINDEX inflight-d1 -1");
+		ok(tl && !strcmp(tl, "g1"), "  g1 (taken first) at the tail");
+		const char *nx = str("LINDEX new-task -1");
+		ok(nx && strstr(nx, "m2"), "  new-task's oldest is now m2");
+	}
+	dt_strv_free(&v);
+	/* Several from one source in one go, then more than it holds. */
+	submit("{\"id\":\"m4\",\"function\":\"h\"}");
+	cmd0("DEL inflight-d1");
+	is_int(dt_store_take_multi(S, "d1", NULL, NULL, 0, 2, &v, err, sizeof err), 0,
+	       "take_multi: 2 of new-task's 3");
+	ok(v.n == 2 && strstr(v.v[0], "m2") && strstr(v.v[1], "m3"), "  m2, m3: oldest first");
+	is_int(num("LLEN new-task"), 1, "  m4 stays");
+	dt_strv_free(&v);
+	is_int(dt_store_take_multi(S, "d1", NULL, NULL, 0, 10, &v, err, sizeof err), 0,
+	       "take_multi: 10 when 1 is left");
+	ok(v.n == 1 && strstr(v.v[0], "m4"), "  m4 alone");
+	is_int(num("EXISTS new-task"), 0, "  new-task is empty");
+	{
+		const char *h = str("LINDEX inflight-d1 0");
+		ok(h && strstr(h, "m4"), "  inflight-d1: m4 at the head, m2 at the tail");
+		const char *tl = str("LINDEX inflight-d1 -1");
+		ok(tl && strstr(tl, "m2"), "  (m2 at the tail)");
+	}
 	dt_strv_free(&v);
 	cmd0("DEL inflight-d1 queue-g new-task");
 

@@ -34,6 +34,10 @@ local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[
 local prefix, distributor = ARGV[1], ARGV[2]
 local out = {}
 
+-- Ids joining tasks and running, added in one call each at the end.
+local claimed = {}
+local scored = {}
+
 -- END the task, or delete its record when it has clean_end (SPEC 2).
 local function end_task(key, id, clean_end, err)
   if clean_end == '0' then
@@ -51,7 +55,9 @@ for i = 3, #ARGV, 8 do
   local raw, text, id, want = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local worker, clean_end, max_attempts, fn = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local res
-  if redis.call('LREM', KEYS[1], 1, raw) == 0 then
+  -- From the tail: the items of a batch were taken oldest first to the
+  -- head, so the oldest, claimed first, is the last one.
+  if redis.call('LREM', KEYS[1], -1, raw) == 0 then
     res = 'gone'
   else
     local key = prefix .. 'task-' .. id
@@ -63,15 +69,20 @@ for i = 3, #ARGV, 8 do
         res = 'cancelled'
       else
         attempt = attempt + 1
-        redis.call('HSET', key, 'state', 'RUNNING', 'attempt', string.format('%.0f', attempt),
-          'worker', worker, 'distributor', distributor, 'start', now, 'update', now,
-          'clean_end', clean_end, 'max_attempts', max_attempts, 'function', fn)
-        if not rec[4] then
-          redis.call('HSET', key, 'data', text)
+        local a = string.format('%.0f', attempt)
+        if rec[4] then
+          redis.call('HSET', key, 'state', 'RUNNING', 'attempt', a, 'worker', worker,
+            'distributor', distributor, 'start', now, 'update', now, 'clean_end', clean_end,
+            'max_attempts', max_attempts, 'function', fn)
+        else
+          redis.call('HSET', key, 'state', 'RUNNING', 'attempt', a, 'worker', worker,
+            'distributor', distributor, 'start', now, 'update', now, 'clean_end', clean_end,
+            'max_attempts', max_attempts, 'function', fn, 'data', text)
         end
-        redis.call('SADD', KEYS[2], id)
-        redis.call('ZADD', KEYS[3], now, id)
-        res = 'ok ' .. string.format('%.0f', attempt)
+        claimed[#claimed + 1] = id
+        scored[#scored + 1] = now
+        scored[#scored + 1] = id
+        res = 'ok ' .. a
       end
     else
       local why = 'duplicate: task ' .. id .. ' is ' .. (state or 'unknown (no record)') ..
@@ -82,5 +93,12 @@ for i = 3, #ARGV, 8 do
     end
   end
   out[#out + 1] = res
+end
+-- In slices of 1,000 arguments, well within unpack()'s limit.
+for j = 1, #claimed, 1000 do
+  redis.call('SADD', KEYS[2], unpack(claimed, j, math.min(j + 999, #claimed)))
+end
+for j = 1, #scored, 1000 do
+  redis.call('ZADD', KEYS[3], unpack(scored, j, math.min(j + 999, #scored)))
 end
 return out

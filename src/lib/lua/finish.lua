@@ -23,6 +23,20 @@ local t = redis.call('TIME')
 local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local prefix = ARGV[1]
 local out = {}
+-- Records to delete and ids leaving tasks and running: one call each at
+-- the end (in slices of 1,000 arguments, within unpack()'s limit).
+local gone_keys = {}
+local gone_ids = {}
+
+local function each_slice(cmd, key, list)
+  for j = 1, #list, 1000 do
+    if key then
+      redis.call(cmd, key, unpack(list, j, math.min(j + 999, #list)))
+    else
+      redis.call(cmd, unpack(list, j, math.min(j + 999, #list)))
+    end
+  end
+end
 
 local function end_task(key, id, clean_end, result, err)
   if clean_end == '0' then
@@ -36,10 +50,9 @@ local function end_task(key, id, clean_end, result, err)
     redis.call('HDEL', key, 'request')
     redis.call('SADD', KEYS[3], id)
   else
-    redis.call('DEL', key)
+    gone_keys[#gone_keys + 1] = key
   end
-  redis.call('SREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
+  gone_ids[#gone_ids + 1] = id
 end
 
 for i = 2, #ARGV, 5 do
@@ -65,4 +78,7 @@ for i = 2, #ARGV, 5 do
     out[#out + 1] = 'ok'
   end
 end
+each_slice('DEL', nil, gone_keys)
+each_slice('SREM', KEYS[1], gone_ids)
+each_slice('ZREM', KEYS[2], gone_ids)
 return out

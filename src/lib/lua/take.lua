@@ -12,7 +12,9 @@
 -- each source; empty when every source is empty.
 --
 -- Producers LPUSH, so the oldest item is at the RIGHT end; it goes to the
--- LEFT end of the in-flight list.  Not idempotent by itself and need not
+-- LEFT end of the in-flight list.  Each source costs three commands
+-- (LRANGE, LTRIM, LPUSH) however many items move: the same result as one
+-- LMOVE RIGHT LEFT per item, oldest first.  Not idempotent by itself and need not
 -- be: whatever it moved is in Redis (inflight-<distributor>), so a lost
 -- reply loses nothing; the distributor's start or another distributor's
 -- recovery returns it to new-task.
@@ -20,13 +22,19 @@ local out = {}
 local left = tonumber(ARGV[1]) or 0
 for i = 2, #KEYS do
   local want = math.min(tonumber(ARGV[i]) or 0, left)
-  for _ = 1, want do
-    local item = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')
-    if not item then
-      break
+  if want > 0 then
+    -- The want rightmost items, newest first; moved oldest first.
+    local got = redis.call('LRANGE', KEYS[i], -want, -1)
+    if #got > 0 then
+      redis.call('LTRIM', KEYS[i], 0, -#got - 1)
+      local moved = {}
+      for j = #got, 1, -1 do
+        moved[#moved + 1] = got[j]
+        out[#out + 1] = got[j]
+      end
+      redis.call('LPUSH', KEYS[1], unpack(moved))
+      left = left - #got
     end
-    out[#out + 1] = item
-    left = left - 1
   end
   if left <= 0 then
     break
