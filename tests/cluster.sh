@@ -79,12 +79,17 @@ use_count_file() {
 # conf_grace FILE NAME STOP_GRACE [EXTRA JSON FIELDS]: a configuration for
 # any role (share key, TLS files from start_cluster, the private Redis,
 # port 0, short intervals) named NAME, with that stop_grace (ms).
+# HEALTH_INTERVAL and HEALTH_MISSES (default 300 and 3: a silent peer is
+# dropped after 900 ms, for the tests that hang one) may be raised by a
+# test that counts on no peer ever being taken for dead under load.
+HEALTH_INTERVAL=${HEALTH_INTERVAL:-300}
+HEALTH_MISSES=${HEALTH_MISSES:-3}
 conf_grace() {
 	cat >"$1" <<JSON
 {"share_key": "abc", "cert": "$T/tls/cert.pem", "key": "$T/tls/key.pem",
  "ca": "$T/tls/ca.pem", "redis": {"host": "127.0.0.1", "port": $REDIS_PORT},
  "host": "127.0.0.1", "port": 0, "name": "$2", "watch_host": "127.0.0.1",
- "loop_interval": 200, "health_interval": 300, "health_misses": 3,
+ "loop_interval": 200, "health_interval": $HEALTH_INTERVAL, "health_misses": $HEALTH_MISSES,
  "task_timeout": 2000, "check_all_interval": 1000, "stop_grace": $3${4:+, $4}}
 JSON
 }
