@@ -274,8 +274,11 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 				wait = left > INT32_MAX ? INT32_MAX : (int)left;
 			}
 			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-			if (poll(&pf, 1, wait) == 0)
+			int pr = poll(&pf, 1, wait);
+			if (pr == 0)
 				return DTASK_ETIMEDOUT;
+			if (pr < 0 && errno != EINTR)
+				return DTASK_ECLOSED;
 			continue;
 		}
 		if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR ||

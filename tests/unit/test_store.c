@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 325
+#define PLAN 337
 
 static redisContext *R;
 static dt_store *S;
@@ -346,6 +346,33 @@ static void t_claim(void)
 	for (size_t i = 0; i < 3; i++)
 		dt_item_free(&it[i]);
 	dt_strv_free(&v);
+
+	/* A task key that is not a hash, between two good items: that item
+	 * goes to bad-task and the script still finishes the others. */
+	cmd0("SET task-x2 garbage");
+	submit("{\"id\":\"x1\",\"function\":\"f\"}");
+	submit("{\"id\":\"x2\",\"function\":\"f\"}");
+	submit("{\"id\":\"x3\",\"function\":\"f\"}");
+	is_int(dt_store_take(S, "d1", NULL, 3, &v, err, sizeof err), 0, "take x1, x2, x3");
+	for (size_t i = 0; i < 3 && i < v.n; i++) {
+		dt_item_parse(v.v[i], v.len[i], &it[i], why, sizeof why);
+		q[i] = (dt_claim_req){ v.v[i], v.len[i], &it[i], "w1" };
+	}
+	long long bad0 = num("LLEN bad-task");
+	is_int(dt_store_claim(S, "d1", q, 3, r, err, sizeof err), 0,
+	       "claim them: task-x2 is a string");
+	ok(r[0].status == DT_CLAIM_OK && r[1].status == DT_CLAIM_DUP && r[2].status == DT_CLAIM_OK,
+	   "  x1 and x3 claimed, x2 refused");
+	ok(num("SISMEMBER tasks x1") == 1 && num("SISMEMBER tasks x3") == 1 &&
+		   str("ZSCORE running x3") != NULL,
+	   "  x1 and x3 are in tasks and running all the same");
+	is_int(num("LLEN bad-task"), bad0 + 1, "  x2's item went to bad-task");
+	like_str(str("LINDEX bad-task 0"), "is not a hash", "  saying why");
+	is_int(num("LLEN inflight-d1"), 0, "  inflight-d1 is empty");
+	for (size_t i = 0; i < 3; i++)
+		dt_item_free(&it[i]);
+	dt_strv_free(&v);
+	cmd0("DEL task-x2");
 }
 
 static void t_heartbeat_finish(void)
@@ -406,6 +433,25 @@ static void t_clean_end(void)
 	is_int(fin1("t3", 1, DT_OUT_FAIL, NULL, NULL), DT_FIN_OK, "finish fail");
 	is_str(field("t3", "state"), "END", "  state END");
 	is_str(field("t3", "error"), "failed", "  error \"failed\" when none given");
+	taken_free(&t);
+
+	/* One call with the same (id, attempt) twice (clean_end: the record
+	 * goes), then a task key that is not a hash: the second copy and the
+	 * string are fenced, and the call still ends what it can. */
+	is_int(submit_claim("{\"id\":\"t4\",\"function\":\"f\"}", &t), 1, "claim t4");
+	cmd0("SET task-t5 garbage");
+	dt_finish_req fq[3] = { { "t4", 1, DT_OUT_END, NULL, NULL },
+				{ "t4", 1, DT_OUT_END, NULL, NULL },
+				{ "t5", 1, DT_OUT_END, NULL, NULL } };
+	int fr[3] = { -1, -1, -1 };
+	is_int(dt_store_finish(S, fq, 3, fr, err, sizeof err), 0, "finish t4, t4 again, t5");
+	ok(fr[0] == DT_FIN_OK && fr[1] == DT_FIN_FENCED && fr[2] == DT_FIN_FENCED,
+	   "  ok, fenced, fenced");
+	ok(num("EXISTS task-t4") == 0 && num("SISMEMBER tasks t4") == 0 &&
+		   str("ZSCORE running t4") == NULL,
+	   "  t4's record is gone, and so is its id from tasks and running");
+	is_str(str("GET task-t5"), "garbage", "  the string is left alone");
+	cmd0("DEL task-t5");
 	taken_free(&t);
 }
 

@@ -21,7 +21,8 @@
 --   "gone"          the item is no longer in the in-flight list (another
 --                   distributor recovered it): nothing was done
 --   "cancelled"     the record asked request=cancel: ended, not run
---   "dup"           any other item for that id: moved to bad-task
+--   "dup"           any other item for that id, or a task key that is not
+--                   a hash: moved to bad-task with the reason
 --
 -- Idempotent: the claim first removes its own item from the in-flight
 -- list, and does nothing at all when it is not there, so a retried call
@@ -61,9 +62,19 @@ for i = 3, #ARGV, 8 do
     res = 'gone'
   else
     local key = prefix .. 'task-' .. id
-    local rec = redis.call('HMGET', key, 'state', 'attempt', 'request', 'data')
-    local state, attempt = rec[1], tonumber(rec[2]) or 0
-    if (not state and want == 0) or (state == 'QUEUED' and attempt == want) then
+    -- pcall: a task key that is not a hash must not stop the script
+    -- halfway (the SADD/ZADD of the items before it are still to come);
+    -- the item goes to bad-task instead.
+    local rec = redis.pcall('HMGET', key, 'state', 'attempt', 'request', 'data')
+    local bad = rec.err and ('task-' .. id .. ' is not a hash: ' .. rec.err)
+    local state, attempt
+    if not bad then
+      state, attempt = rec[1], tonumber(rec[2]) or 0
+    end
+    if bad then
+      redis.call('LPUSH', KEYS[5], '{"reason":' .. cjson.encode(bad) .. ',"item":' .. raw .. '}')
+      res = 'dup'
+    elseif (not state and want == 0) or (state == 'QUEUED' and attempt == want) then
       if rec[3] == 'cancel' then
         end_task(key, id, clean_end, 'cancelled')
         res = 'cancelled'

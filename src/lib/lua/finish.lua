@@ -23,18 +23,15 @@ local t = redis.call('TIME')
 local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local prefix = ARGV[1]
 local out = {}
--- Records to delete and ids leaving tasks and running: one call each at
--- the end (in slices of 1,000 arguments, within unpack()'s limit).
-local gone_keys = {}
+-- Ids leaving tasks and running: one SREM and one ZREM at the end (in
+-- slices of 1,000 arguments, within unpack()'s limit).  Nothing after the
+-- first item's writes can raise an error (a task key that is not a hash
+-- is answered "fenced", see below), so none is left half done.
 local gone_ids = {}
 
 local function each_slice(cmd, key, list)
   for j = 1, #list, 1000 do
-    if key then
-      redis.call(cmd, key, unpack(list, j, math.min(j + 999, #list)))
-    else
-      redis.call(cmd, unpack(list, j, math.min(j + 999, #list)))
-    end
+    redis.call(cmd, key, unpack(list, j, math.min(j + 999, #list)))
   end
 end
 
@@ -50,7 +47,7 @@ local function end_task(key, id, clean_end, result, err)
     redis.call('HDEL', key, 'request')
     redis.call('SADD', KEYS[3], id)
   else
-    gone_keys[#gone_keys + 1] = key
+    redis.call('DEL', key)
   end
   gone_ids[#gone_ids + 1] = id
 end
@@ -58,8 +55,8 @@ end
 for i = 2, #ARGV, 5 do
   local id, attempt, outcome, result, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local key = prefix .. 'task-' .. id
-  local rec = redis.call('HMGET', key, 'state', 'attempt', 'clean_end', 'request')
-  if rec[1] ~= 'RUNNING' or tonumber(rec[2]) ~= tonumber(attempt) then
+  local rec = redis.pcall('HMGET', key, 'state', 'attempt', 'clean_end', 'request')
+  if rec.err or rec[1] ~= 'RUNNING' or tonumber(rec[2]) ~= tonumber(attempt) then
     out[#out + 1] = 'fenced'
   else
     if outcome == 'stopped' then
@@ -78,7 +75,6 @@ for i = 2, #ARGV, 5 do
     out[#out + 1] = 'ok'
   end
 end
-each_slice('DEL', nil, gone_keys)
 each_slice('SREM', KEYS[1], gone_ids)
 each_slice('ZREM', KEYS[2], gone_ids)
 return out

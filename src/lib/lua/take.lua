@@ -24,15 +24,19 @@ for i = 2, #KEYS do
   local want = math.min(tonumber(ARGV[i]) or 0, left)
   if want > 0 then
     -- The want rightmost items, newest first; moved oldest first.
+    -- Pushed first (in slices of 1,000, within unpack()'s limit), trimmed
+    -- after: a failure on the way leaves a copy behind, never none.
     local got = redis.call('LRANGE', KEYS[i], -want, -1)
     if #got > 0 then
-      redis.call('LTRIM', KEYS[i], 0, -#got - 1)
       local moved = {}
       for j = #got, 1, -1 do
         moved[#moved + 1] = got[j]
         out[#out + 1] = got[j]
       end
-      redis.call('LPUSH', KEYS[1], unpack(moved))
+      for j = 1, #moved, 1000 do
+        redis.call('LPUSH', KEYS[1], unpack(moved, j, math.min(j + 999, #moved)))
+      end
+      redis.call('LTRIM', KEYS[i], 0, -#got - 1)
       left = left - #got
     end
   end
