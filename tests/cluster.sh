@@ -82,15 +82,18 @@ use_count_file() {
 # HEALTH_INTERVAL and HEALTH_MISSES (default 300 and 3: a silent peer is
 # dropped after 900 ms, for the tests that hang one) may be raised by a
 # test that counts on no peer ever being taken for dead under load.
+# TASK_TIMEOUT (default 2000) likewise, for a test that must tell a
+# requeue for staleness from another one.
 HEALTH_INTERVAL=${HEALTH_INTERVAL:-300}
 HEALTH_MISSES=${HEALTH_MISSES:-3}
+TASK_TIMEOUT=${TASK_TIMEOUT:-2000}
 conf_grace() {
 	cat >"$1" <<JSON
 {"share_key": "abc", "cert": "$T/tls/cert.pem", "key": "$T/tls/key.pem",
  "ca": "$T/tls/ca.pem", "redis": {"host": "127.0.0.1", "port": $REDIS_PORT},
  "host": "127.0.0.1", "port": 0, "name": "$2", "watch_host": "127.0.0.1",
  "loop_interval": 200, "health_interval": $HEALTH_INTERVAL, "health_misses": $HEALTH_MISSES,
- "task_timeout": 2000, "check_all_interval": 1000, "stop_grace": $3${4:+, $4}}
+ "task_timeout": $TASK_TIMEOUT, "check_all_interval": 1000, "stop_grace": $3${4:+, $4}}
 JSON
 }
 

@@ -73,6 +73,8 @@ typedef struct wlink {
 	/* under d->lock */
 	int alive;            /* registered and not dying */
 	int draining;         /* it said so: send it nothing more */
+	int redis_down;       /* it lost Redis (SPEC 5.4): no runs; its listed
+				 tasks' update is refreshed for it (sweep.c) */
 	int reported_free;    /* "free" of its newest report (highest "seq") */
 	long long free_seq;   /* that report's "seq" */
 	int outstanding;      /* runs sent and not yet answered (started/reject) */

@@ -78,7 +78,7 @@ void dt_tset_free(dt_tset *s)
 
 int dt_link_free(const wlink *l)
 {
-	if (!l->alive || l->draining)
+	if (!l->alive || l->draining || l->redis_down)
 		return 0;
 	int f = l->reported_free - l->outstanding;
 	return f > 0 ? f : 0;
@@ -261,6 +261,9 @@ static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
 	int started = strcmp(type, DT_MSG_STARTED) == 0;
 	int stopped = strcmp(type, DT_MSG_STOPPED) == 0;
 	pthread_mutex_lock(&d->lock);
+	/* Cut off from Redis, the worker could not write STOPPED: requeue its
+	 * RUNNING record at once, fenced by the attempt (SPEC 5.4). */
+	int relay = stopped && l->redis_down;
 	take_free(l, m);
 	if (started) {
 		l->outstanding -= (int)done.n;
@@ -274,9 +277,11 @@ static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
 	pthread_mutex_unlock(&d->lock);
 	if (stopped) {
 		for (size_t i = 0; i < done.n; i++) {
-			dt_job j = { .kind = JOB_REQUEUE, .attempt = done.v[i].attempt };
+			dt_job j = { .kind = JOB_REQUEUE, .attempt = done.v[i].attempt,
+				     .flags = relay ? DT_RQ_NOW : 0 };
 			snprintf(j.id, sizeof j.id, "%s", done.v[i].id);
-			snprintf(j.reason, sizeof j.reason, "stopped on worker %.60s", l->name);
+			snprintf(j.reason, sizeof j.reason, "stopped on worker %.60s%s", l->name,
+				 relay ? " (it lost Redis)" : "");
 			dt_sweep_post(d, &j);
 		}
 		log_info("worker %s stopped %zu task(s): requeueing", l->name, done.n);
@@ -409,6 +414,19 @@ static void serve_link(dist *d, wlink *l)
 			pthread_mutex_unlock(&d->lock);
 		} else if (strcmp(type, DT_MSG_REJECT) == 0) {
 			on_reject(d, l, m);
+		} else if (strcmp(type, DT_MSG_REDIS_DOWN) == 0 ||
+			   strcmp(type, DT_MSG_REDIS_UP) == 0) {
+			int down = strcmp(type, DT_MSG_REDIS_DOWN) == 0;
+			pthread_mutex_lock(&d->lock);
+			int was = l->redis_down;
+			l->redis_down = down;
+			pthread_cond_broadcast(&d->slots);
+			pthread_mutex_unlock(&d->lock);
+			if (down && !was)
+				log_warn("worker %s lost Redis: no runs to it; its tasks' update is "
+					 "refreshed for it", l->name);
+			else if (!down && was)
+				log_notice("worker %s has Redis again", l->name);
 		} else if (strcmp(type, DT_MSG_ERROR) == 0) {
 			const char *msg = get_str(m, "message");
 			log_warn("worker %s says: %s", l->name, msg ? msg : "(no message)");

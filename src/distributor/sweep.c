@@ -6,7 +6,8 @@
  *   run, or was lost), unclaims and DOWN flags; the thread runs each batch
  *   of jobs in one pipeline as soon as it is posted.  Jobs survive a Redis
  *   outage: they are kept and retried.
- *   Every loop_interval: refresh distributor-<name>; requeue what
+ *   Every loop_interval: refresh distributor-<name>; refresh, fenced, the
+ *   tasks listed by workers that said "redis_down" (SPEC 5.4); requeue what
  *   `running` shows as STOPPED (score 0) or silent for task_timeout (a
  *   heartbeat lease, not a limit on run time) -- silent ones only once this
  *   thread has been connected to Redis for task_timeout, so that after an
@@ -193,6 +194,55 @@ static int sweep_stale(dist *d, dt_store *st, dt_batch *b, char *err, size_t err
 	return rc;
 }
 
+/* SPEC 5.4: for each worker that lost Redis, refresh (fenced, as its own
+ * heartbeat would) the update of the tasks its last "health" listed, so
+ * no sweep anywhere takes them for stale while it cannot. */
+static int relay_heartbeats(dist *d, dt_store *st, char *err, size_t errlen)
+{
+	size_t n = 0, cap = 0;
+	dt_task_ref *refs = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&d->lock);
+	for (wlink *l = d->links; l && rc == 0; l = l->next) {
+		if (!l->redis_down || !l->alive)
+			continue;
+		for (size_t i = 0; i < l->listed.n; i++) {
+			if (n == cap) {
+				size_t ncap = cap ? 2 * cap : 64;
+				dt_task_ref *nr = realloc(refs, ncap * sizeof *nr);
+				if (!nr) {
+					rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+					break;
+				}
+				refs = nr;
+				cap = ncap;
+			}
+			refs[n].id = strdup(l->listed.v[i].id);
+			refs[n].attempt = l->listed.v[i].attempt;
+			if (!refs[n].id) {
+				rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+				break;
+			}
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0 && n > 0) {
+		int *res = calloc(n, sizeof *res);
+		if (!res)
+			rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+		else
+			rc = dt_store_heartbeat(st, refs, n, res, err, errlen);
+		if (rc == 0)
+			log_debug("refreshed %zu task(s) for workers that lost Redis", n);
+		free(res);
+	}
+	for (size_t i = 0; i < n; i++)
+		free((char *)refs[i].id);
+	free(refs);
+	return rc;
+}
+
 /* Other distributors that stopped refreshing their record; old DOWN workers. */
 static int check_all(dist *d, dt_store *st, char *err, size_t errlen)
 {
@@ -237,6 +287,8 @@ static int periodic(dist *d, dt_store *st, dt_batch *b, int64_t *next_loop, int6
 		if (rc == 0 && recovered)
 			log_warn("distributor-%s was marked DOWN by another distributor, which returned our in-flight items",
 				 d->name);
+		if (rc == 0)
+			rc = relay_heartbeats(d, st, err, errlen);
 		if (rc == 0)
 			rc = sweep_stale(d, st, b, err, errlen);
 		*next_loop = now + cfg->loop_interval;

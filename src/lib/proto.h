@@ -18,21 +18,27 @@
  *       every health_interval; tasks: every task the worker runs, from any
  *       distributor (the sweeps never requeue those).
  *   {"type":"started","free":N,"tasks":[[S,N],...]}
- *       these runs were taken into slots (one message for a batch).  A
- *       task's "started" always comes before its "ended"/"stopped" (the
- *       C worker lets a function begin only once "started" is sent).
+ *       these runs were taken into slots (one message for a batch).  The
+ *       C worker starts the tasks first and then sends "started", so a
+ *       quick task's "ended"/"stopped"/"free" may come before it.
  *   {"type":"ended","free":N,"tasks":[[S,N],...]}
  *       these tasks ended (END written to Redis, or fenced: their record is
  *       no longer this copy's); the distributor forgets them.
  *   {"type":"stopped","free":N,"tasks":[[S,N],...]}
  *       these tasks stopped and STOPPED is written: requeue them now.
+ *       After "redis_down" STOPPED could not be written: the distributor
+ *       requeues them at once, fenced by their attempt (SPEC 5.4).
+ *   {"type":"redis_down"} / {"type":"redis_up"}
+ *       the worker lost Redis / has it back (SPEC 5.4).  Between the two
+ *       the distributor sends it no run and refreshes, fenced, the update
+ *       of the tasks its "health" lists.
  *   {"type":"free","free":N,"seq":N}
  *       task slots came free (functions returned) before their ends are
  *       written: the distributor may fill them now, while the "ended"
  *       follows once the ends are in Redis.  Only "free" and "seq" count.
  *   {"type":"reject","id":S,"attempt":N,"function":S,"reason":S,"free":N}
  *       the worker cannot take that run; reason "full", "unknown function",
- *       "draining", or "invalid task" (the run could not be read: the
+ *       "draining", "redis down", or "invalid task" (the run could not be read: the
  *       distributor requeues it counting a failure, so max_attempts ends a
  *       task that no worker can read).  The distributor requeues it at once (no failure);
  *       after "unknown function" it sends that worker no more of function,
@@ -75,9 +81,12 @@
 #define DT_MSG_RUN "run"
 #define DT_MSG_STOP "stop"
 #define DT_MSG_ERROR "error"
+#define DT_MSG_REDIS_DOWN "redis_down"
+#define DT_MSG_REDIS_UP "redis_up"
 
 #define DT_REJECT_FULL "full"
 #define DT_REJECT_UNKNOWN "unknown function"
+#define DT_REJECT_REDIS "redis down"
 #define DT_REJECT_DRAINING "draining"
 #define DT_REJECT_INVALID "invalid task"
 

@@ -288,6 +288,7 @@ const char *dt_stop_kind_name(int kind)
 	case DT_STOP_SHUTDOWN: return "shutdown";
 	case DT_STOP_LOST: return "distributor lost";
 	case DT_STOP_FENCED: return "fenced";
+	case DT_STOP_REDIS: return "Redis lost";
 	default: return "?";
 	}
 }

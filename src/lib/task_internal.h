@@ -14,7 +14,7 @@
  *     (the return is published under t->lock, then the worker's lock);
  *   - flags set by other threads, under t->lock, waited for on t->cond
  *     (a CLOCK_MONOTONIC condvar): stop kind, pause, release, returned;
- *   - the state thread only (stuck_logged, abandoned).
+ *   - the state thread only (stuck_logged, abandoned, relayed).
  * Lock order: the worker's lock may be held while taking t->lock; t->lock
  * is never held while taking any other lock.
  */
@@ -38,7 +38,8 @@ enum dt_stop_kind {
 	DT_STOP_CANCEL,   /* request=cancel (finish.lua ends it "cancelled") */
 	DT_STOP_SHUTDOWN, /* the worker is draining */
 	DT_STOP_LOST,     /* the link to its distributor was lost */
-	DT_STOP_FENCED    /* the record is no longer this copy's */
+	DT_STOP_FENCED,   /* the record is no longer this copy's */
+	DT_STOP_REDIS     /* the worker lost Redis (SPEC 5.4) */
 };
 const char *dt_stop_kind_name(int kind);
 
@@ -81,6 +82,7 @@ struct dtask {
 	/* The worker's state thread only. */
 	int stuck_logged;
 	int abandoned;           /* left STOPPED at exit while still running */
+	int relayed;             /* its "stopped" went out while Redis was lost */
 
 	struct dtask *next;      /* the worker's done queue (under its lock) */
 };

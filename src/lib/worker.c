@@ -339,6 +339,8 @@ const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup)
 	pthread_mutex_lock(&w->lock);
 	if (w->draining) {
 		reason = DT_REJECT_DRAINING;
+	} else if (atomic_load(&w->redis_down)) {
+		reason = DT_REJECT_REDIS;
 	} else if (table_find(w, t->id, t->attempt)) {
 		*dup = 1;
 	} else if (w->n_tasks == w->cap_tasks) {

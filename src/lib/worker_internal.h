@@ -93,6 +93,8 @@ struct dtask_worker {
 	atomic_int no_slots;   /* draining: every message says "free": 0 */
 	atomic_int free_dirty;   /* a slot came free since the last "free" sent */
 	atomic_int free_sending; /* a thread is sending "free" (dt_worker_send_free) */
+	atomic_int redis_down; /* SPEC 5.4: set by the state thread from Redis lost to
+				* "redis_up"; runs are refused "redis down" */
 
 	/* The main thread only. */
 	int ran;

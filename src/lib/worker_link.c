@@ -652,6 +652,9 @@ void *dt_link_main(void *arg)
 		b.failures = 0;
 		b.delay = BACKOFF_START_MS;
 		publish(l, c);
+		if (atomic_load(&l->w->redis_down))
+			dt_link_send(l, "{\"type\":\"" DT_MSG_REDIS_DOWN "\"}",
+				     sizeof "{\"type\":\"" DT_MSG_REDIS_DOWN "\"}" - 1);
 
 		/* A shutdown that came before the publish did not see c. */
 		if (!atomic_load(&w->stopping))

@@ -28,8 +28,13 @@
  *     answers raise stop kinds: stop, cancel, fenced), the stuck check, and
  *     dt_store_worker_update (running, load, stuck).
  *   - Redis unreachable: logged once per outage; the ends stay queued and
- *     are retried at every tick.  SPEC 5.4 (redis_down/redis_up, pausing
- *     tasks) hooks into redis_lost()/redis_back() below; not done yet.
+ *     are retried at every tick.  SPEC 5.4: redis_lost() tells every
+ *     connected distributor "redis_down" and stops every task but the
+ *     state_optional ones of still-connected distributors; their
+ *     "stopped" goes out at once without STOPPED written (relay_stopped),
+ *     and the distributor requeues them.  When Redis is back, the tick's
+ *     fenced heartbeat checks the tasks that went on (a record that moved
+ *     on stops its copy), and only then is "redis_up" sent (announce_up).
  *   - Final pass (shutdown): the queued ends plus STOPPED for each task
  *     still running after stop_grace (logged as stuck and abandoned: its
  *     thread is left running, see worker_internal.h), in one call; the
@@ -67,6 +72,32 @@ enum { CAT_ENDED, CAT_STOPPED };
 
 /* ------------------------------------------------------------ Redis health */
 
+static dtask **snapshot(dtask_worker *w, size_t *n, int *active);
+
+/* One short message to every connected distributor. */
+static void tell_all(dtask_worker *w, const char *msg)
+{
+	for (size_t l = 0; l < w->n_links; l++)
+		dt_link_send(&w->links[l], msg, strlen(msg));
+}
+
+static int link_up(dt_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	int up = l->conn != NULL;
+	pthread_mutex_unlock(&l->lock);
+	return up;
+}
+
+/*
+ * SPEC 5.4, on losing Redis: "redis_down" to every connected distributor
+ * (it sends no more runs and refreshes our tasks' update for us); then
+ * every running task is stopped, except a state_optional one whose
+ * distributor is still connected (that distributor, which we assume lost
+ * Redis too or relays for us, will not requeue it).  The stopped ones'
+ * "stopped" goes out without STOPPED written (relay_stopped), and the
+ * distributor requeues them at once, fenced by their attempt.
+ */
 static void redis_lost(state *st, int rc, const char *err)
 {
 	dtask_worker *w = st->w;
@@ -74,13 +105,33 @@ static void redis_lost(state *st, int rc, const char *err)
 		log_error("worker %s: %s", w->name, err);
 		return;
 	}
-	if (st->redis_ok != 0)
+	int was_up = st->redis_ok != 0;
+	if (was_up)
 		log_error("worker %s: Redis unreachable: %s (ends are kept and retried every "
 			  "%d ms)", w->name, err, w->cfg->loop_interval);
 	st->redis_ok = 0;
 	st->registered = 0; /* its record may be gone when it comes back */
-	/* SPEC 5.4 goes here: "redis_down" to each connected distributor,
-	 * pause the tasks, keep the state_optional ones of connected links. */
+	if (!was_up || atomic_exchange(&w->redis_down, 1))
+		return;
+	tell_all(w, "{\"type\":\"" DT_MSG_REDIS_DOWN "\"}");
+	size_t n;
+	dtask **all = snapshot(w, &n, NULL);
+	size_t kept = 0, stopped = 0;
+	for (size_t i = 0; all && i < n; i++) {
+		dtask *t = all[i];
+		if (t->abandoned)
+			continue;
+		if (t->state_optional && t->link >= 0 && (size_t)t->link < w->n_links &&
+		    link_up(&w->links[t->link])) {
+			kept++;
+			continue;
+		}
+		if (dt_task_request_stop(t, DT_STOP_REDIS))
+			stopped++;
+	}
+	free(all);
+	log_warn("worker %s: Redis lost: told the distributors; %zu task(s) stopped, %zu "
+		 "state_optional one(s) go on", w->name, stopped, kept);
 }
 
 static void redis_back(state *st)
@@ -88,7 +139,19 @@ static void redis_back(state *st)
 	if (st->redis_ok == 0)
 		log_info("worker %s: Redis reachable again", st->w->name);
 	st->redis_ok = 1;
-	/* SPEC 5.4: check state_optional tasks' records, then "redis_up". */
+	/* "redis_up" waits for the tick's heartbeat, which checks that every
+	 * task that went on still owns its record (announce_up). */
+}
+
+/* After a heartbeat that worked: the records are checked, so say so. */
+static void announce_up(state *st)
+{
+	dtask_worker *w = st->w;
+	if (st->redis_ok != 1 || !atomic_load(&w->redis_down))
+		return;
+	atomic_store(&w->redis_down, 0);
+	tell_all(w, "{\"type\":\"" DT_MSG_REDIS_UP "\"}");
+	log_notice("worker %s: Redis is back: told the distributors", w->name);
 }
 
 /* ------------------------------------------------------------- the queue */
@@ -263,12 +326,42 @@ done:
 	return rc;
 }
 
+/* While Redis is lost: the returned, stopped tasks' "stopped" go out now,
+ * once each, so a distributor requeues them at once (SPEC 5.4); their
+ * STOPPED is still written (fenced) when Redis is back. */
+static void relay_stopped(state *st)
+{
+	size_t n = st->n_pending, k = 0;
+	dtask **v = malloc((n ? n : 1) * sizeof *v);
+	int *cat = malloc((n ? n : 1) * sizeof *cat);
+	for (size_t i = 0; v && cat && i < n; i++) {
+		dtask *t = st->pending[i];
+		int kind, returned, status;
+		dt_task_flags(t, &kind, NULL, &returned, &status);
+		if (t->relayed || !returned || status != DTASK_STOP || kind == DT_STOP_FENCED ||
+		    kind == DT_STOP_CANCEL)
+			continue;
+		t->relayed = 1;
+		cat[k] = CAT_STOPPED;
+		v[k++] = t;
+	}
+	if (k) {
+		send_lists(st, v, cat, k);
+		log_info("worker %s: Redis lost: %zu stopped task(s) reported for requeue", st->w->name,
+			 k);
+	}
+	free(v);
+	free(cat);
+}
+
 static void write_pending(state *st)
 {
 	if (st->n_pending == 0)
 		return;
 	if (finish_batch(st, st->pending, st->n_pending) == 0)
 		st->n_pending = 0;
+	else if (st->redis_ok == 0)
+		relay_stopped(st);
 }
 
 /* ------------------------------------------------------------- the tick */
@@ -384,6 +477,7 @@ static void tick(state *st)
 			}
 		}
 	}
+	announce_up(st);
 	char load[32];
 	snprintf(load, sizeof load, "%.2f",
 		 w->capacity > 0 ? (double)active / (double)w->capacity : 0.0);
@@ -508,6 +602,8 @@ void *dt_state_main(void *arg)
 			tick(&st); /* registers, retries ends, heartbeats, updates */
 		} else if (st.n_pending && st.redis_ok != 0) {
 			write_pending(&st);
+		} else if (st.n_pending && st.redis_ok == 0) {
+			relay_stopped(&st); /* Redis lost: "stopped" at once */
 		}
 	}
 	final_pass(&st);
