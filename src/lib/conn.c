@@ -255,6 +255,27 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 		size_t room;
 		if ((rc = dt_frame_space(&c->rx, &p, &room)) < 0)
 			return rc;
+		/* Wait first unless TLS holds decrypted bytes: a read usually
+		 * finds the socket drained, so poll + recv is one call fewer
+		 * than recv (EAGAIN) + poll + recv. */
+		if (gnutls_record_check_pending(c->s) == 0) {
+			int wait = -1;
+			if (deadline >= 0) {
+				int64_t left = deadline - dt_mono_ms();
+				if (left < 0)
+					left = 0;
+				wait = left > INT32_MAX ? INT32_MAX : (int)left;
+			}
+			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+			int pr = poll(&pf, 1, wait);
+			if (pr == 0)
+				return DTASK_ETIMEDOUT;
+			if (pr < 0) {
+				if (errno == EINTR)
+					continue;
+				return DTASK_ECLOSED;
+			}
+		}
 		ssize_t n = gnutls_record_recv(c->s, p, room);
 		if (n > 0) {
 			dt_frame_commit(&c->rx, (size_t)n);
@@ -262,25 +283,9 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 		}
 		if (n == 0)
 			return DTASK_ECLOSED;
-		if (n == GNUTLS_E_INTERRUPTED)
+		/* Interrupted, or half a record so far (kept for the next call). */
+		if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
 			continue;
-		if (n == GNUTLS_E_AGAIN) {
-			/* Nothing (or half a record) to read yet: wait for more. */
-			int wait = -1;
-			if (deadline >= 0) {
-				int64_t left = deadline - dt_mono_ms();
-				if (left <= 0)
-					return DTASK_ETIMEDOUT;
-				wait = left > INT32_MAX ? INT32_MAX : (int)left;
-			}
-			struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-			int pr = poll(&pf, 1, wait);
-			if (pr == 0)
-				return DTASK_ETIMEDOUT;
-			if (pr < 0 && errno != EINTR)
-				return DTASK_ECLOSED;
-			continue;
-		}
 		if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR ||
 		    atomic_load(&c->down))
 			return DTASK_ECLOSED;
