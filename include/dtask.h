@@ -234,6 +234,41 @@ int dtask_wait(dtask_client *c, const char *id, int timeout_ms, int clean,
  * strings, each with its "name"; sorted by name. */
 int dtask_workers(dtask_client *c, struct json_object **workers);
 
+/* ------------------------------------------------------------------ */
+/* Watchers: follow a running task's live events (doc/PROTOCOL.md 6.4). */
+/* ------------------------------------------------------------------ */
+
+/* One message from the worker that runs the watched task.  The strings
+ * live until the callback returns. */
+typedef struct dtask_watch_msg {
+	const char *type;   /* "event" or "state" */
+	const char *id;
+	long long attempt;
+	const char *event;  /* "event": its name (as given to dtask_emit) */
+	const char *data;   /* "event": its data, JSON text ("null" when none) */
+	long long time;     /* "event": ms since the epoch, by the worker's clock */
+	const char *state;  /* "state": RUNNING, QUEUED (waiting for a worker),
+			       STOPPED (it moves: followed), or END */
+	const char *json;   /* the whole message as JSON text */
+} dtask_watch_msg;
+
+/* Called for each message; a non-zero return stops the watch. */
+typedef int (*dtask_watch_fn)(const dtask_watch_msg *msg, void *arg);
+
+/* Follow task id until it ends: find the worker that runs it in Redis,
+ * connect to that worker's watcher listener over TLS (the client
+ * configuration's certificates and share_key), subscribe (to events[0..n)
+ * only, or to all when nevents is 0) and call fn for each message.  When
+ * the task moves (its worker is lost or stops it and it is requeued), the
+ * watch follows it to its next worker; while it waits for one, fn gets a
+ * "state" QUEUED.  Returns 0 after the final "state" END (also when the
+ * record was cleaned at its end), 1 when fn stopped the watch, or an error:
+ * DTASK_ENOTFOUND (no such task), DTASK_ECONNECT (its worker cannot be
+ * reached), DTASK_EAUTH, DTASK_ECERT, DTASK_EREDIS, ... with
+ * dtask_client_error(). */
+int dtask_watch(dtask_client *c, const char *id, const char *const *events, size_t nevents,
+		dtask_watch_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,6 +44,7 @@ int cmd_stop(struct cli *cli, int argc, char **argv);
 int cmd_cancel(struct cli *cli, int argc, char **argv);
 int cmd_requeue(struct cli *cli, int argc, char **argv);
 int cmd_workers(struct cli *cli, int argc, char **argv);
+int cmd_watch(struct cli *cli, int argc, char **argv);
 
 /* Per-command help text (NULL: unknown command). */
 const char *cli_command_help(const char *command);

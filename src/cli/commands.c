@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -599,6 +600,94 @@ int cmd_workers(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
+/* ------------------------------------------------------------- watch */
+
+struct watch_out {
+	int json;
+	int seen_end;
+};
+
+/* One line per message: JSON as received with --json, else for people:
+ * "HH:MM:SS.mmm EVENT DATA" and "-- STATE (attempt N)". */
+static int watch_print(const dtask_watch_msg *m, void *arg)
+{
+	struct watch_out *o = arg;
+	if (o->json) {
+		printf("%s\n", m->json);
+	} else if (!strcmp(m->type, "event")) {
+		time_t s = (time_t)(m->time / 1000);
+		struct tm tm;
+		char hms[16] = "--:--:--";
+		if (m->time > 0 && localtime_r(&s, &tm))
+			strftime(hms, sizeof hms, "%H:%M:%S", &tm);
+		printf("%s.%03lld %s %s\n", hms, m->time > 0 ? m->time % 1000 : 0LL,
+		       m->event ? m->event : "?", m->data ? m->data : "null");
+	} else if (m->attempt > 0) {
+		printf("-- %s (attempt %lld)\n", m->state ? m->state : "?", m->attempt);
+	} else {
+		printf("-- %s\n", m->state ? m->state : "?");
+	}
+	fflush(stdout);
+	if (m->state && !strcmp(m->state, "END"))
+		o->seen_end = 1;
+	return 0;
+}
+
+int cmd_watch(struct cli *cli, int argc, char **argv)
+{
+	const char *id = NULL;
+	const char **events = calloc((size_t)argc, sizeof *events);
+	size_t nevents = 0;
+	if (!events)
+		return cli_error("out of memory");
+	int i = 1, rc;
+	while (i < argc) {
+		int r = cli_global_opt(cli, argc, argv, &i);
+		if (r < 0) {
+			free(events);
+			return CLI_ERROR;
+		}
+		if (r)
+			continue;
+		const char *a = argv[i++];
+		if (a[0] == '-') {
+			free(events);
+			return cli_usage(argv[0], "unknown option %s", a);
+		}
+		if (!id)
+			id = a;
+		else
+			events[nevents++] = a;
+	}
+	if (!id) {
+		free(events);
+		return cli_usage(argv[0], "which task? (an ID)");
+	}
+	dtask_client *c = cli_client(cli);
+	if (!c) {
+		free(events);
+		return CLI_ERROR;
+	}
+	struct watch_out o = { cli->json, 0 };
+	rc = dtask_watch(c, id, events, nevents, watch_print, &o);
+	free(events);
+	if (rc < 0) {
+		rc = cli_fail(c, rc, id);
+		dtask_client_free(c);
+		return rc;
+	}
+	/* The end: a kept record tells whether it failed. */
+	struct json_object *rec = NULL, *e = NULL;
+	int failed = 0;
+	if (dtask_get(c, id, &rec) == 0 && json_object_object_get_ex(rec, "error", &e)) {
+		failed = 1;
+		cli_error("task %s failed: %s", id, json_object_get_string(e));
+	}
+	json_object_put(rec);
+	dtask_client_free(c);
+	return failed ? CLI_FAILED : CLI_OK;
+}
+
 /* ------------------------------------------------------------- help */
 
 static const struct help {
@@ -636,6 +725,13 @@ static const struct help {
 	  "Usage: dtask requeue ID [--json]\n"
 	  "Put a RUNNING or STOPPED task back on the queue now; a running copy is\n"
 	  "fenced off and stopped at its worker's next heartbeat.\n" },
+	{ "watch",
+	  "Usage: dtask watch ID [EVENT...] [--json]\n"
+	  "Follow a task's live events, straight from the worker that runs it, until\n"
+	  "it ends: one line per event (time, name, data) and per state change.\n"
+	  "EVENT...: only these events (e.g. output).  The watch follows the task to\n"
+	  "its next worker when it moves.  --json: each message as received, one per\n"
+	  "line.  Exit 0 at its end, 1 if it ended with an error.\n" },
 	{ "workers",
 	  "Usage: dtask workers [--json]\n"
 	  "The registered workers: NAME, STATE, RUNNING/CAPACITY, LOAD, FUNCTIONS,\n"

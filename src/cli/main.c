@@ -37,6 +37,7 @@ static const char usage_text[] =
 	"  cancel ID           end a task for good (END, error \"cancelled\")\n"
 	"  requeue ID          put a RUNNING or STOPPED task back on the queue now\n"
 	"  workers             the registered workers\n"
+	"  watch ID [EVENT...] follow a task's live events until it ends\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE   the configuration (default $DTASK_CONFIG, else\n"
@@ -45,7 +46,7 @@ static const char usage_text[] =
 	"  -h, --help          this help; \"dtask COMMAND --help\" for a command's\n"
 	"  -V, --version       the version\n"
 	"\n"
-	"Exit status: 0 success, 1 a task that failed (submit --wait), 2 usage,\n"
+	"Exit status: 0 success, 1 a task that failed (submit --wait, watch), 2 usage,\n"
 	"unknown ids, refused changes, timeouts, configuration or connection errors.\n"
 	"See dtask(1).\n";
 
@@ -123,7 +124,7 @@ static const struct command {
 } commands[] = {
 	{ "submit", cmd_submit },   { "list", cmd_list },     { "show", cmd_show },
 	{ "stop", cmd_stop },       { "cancel", cmd_cancel }, { "requeue", cmd_requeue },
-	{ "workers", cmd_workers },
+	{ "workers", cmd_workers }, { "watch", cmd_watch },
 };
 
 int main(int argc, char **argv)
@@ -156,8 +157,6 @@ int main(int argc, char **argv)
 		fputs(h ? h : usage_text, stdout);
 		return CLI_OK;
 	}
-	if (!strcmp(name, "watch"))
-		return cli_error("watch is not available yet (watchers come with a later release)");
 
 	for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
 		if (strcmp(name, commands[k].name))

@@ -29,11 +29,7 @@
 #include "store.h"
 #include "util.h"
 
-struct dtask_client {
-	dt_config *conf;
-	dt_store *store;
-	char err[1024];
-};
+#include "client_internal.h"
 
 /* Record the failure code with a message; returns code. */
 static int fail(dtask_client *c, int code, const char *fmt, ...)

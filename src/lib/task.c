@@ -30,6 +30,8 @@
 #include "log.h"
 #include "task_internal.h"
 #include "util.h"
+#include "watch.h"
+#include "worker_internal.h"
 
 /* ------------------------------------------------------------ JSON helpers */
 
@@ -421,13 +423,12 @@ int dtask_sleep(dtask *t, unsigned ms)
 
 int dtask_emit(dtask *t, const char *event, const char *json)
 {
-	/* Watchers come later (SPEC 5.2: the watcher listener): for now an
-	 * event is checked and logged at debug level, and goes nowhere. */
-	if (!event || !event[0])
+	if (!t || !dt_event_name_valid(event))
 		return DTASK_EINVAL;
 	if (json && dt_json_check(json, strlen(json), NULL, NULL, 0) < 0)
 		return DTASK_EINVAL;
 	log_debug("task %s event %s: %s", t->id, event, json ? json : "null");
+	dt_worker_emit(t->owner, t, event, json);
 	return 0;
 }
 

@@ -51,6 +51,7 @@
 #include "task_internal.h"
 #include "tls.h"
 #include "util.h"
+#include "watch.h"
 #include "worker_internal.h"
 
 /* ------------------------------------------------------------ new / free */
@@ -184,6 +185,8 @@ void dtask_worker_free(dtask_worker *w)
 	for (size_t i = 0; i < w->n_tasks; i++)
 		dt_task_free(w->tasks[i]);
 	free(w->tasks);
+	dt_watch_stop(w->watch); /* joined already after a run: a no-op then */
+	dt_watch_free(w->watch);
 	/* Tasks on the done queue are also in the table (removed only by the
 	 * state thread once written), so they were freed above. */
 	for (size_t i = 0; i < w->n_fns; i++)
@@ -306,6 +309,23 @@ static void run_task(void *arg)
 	pthread_mutex_unlock(&w->lock);
 }
 
+
+int64_t dt_worker_running_attempt(dtask_worker *w, const char *id)
+{
+	int64_t a = 0;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->n_tasks; i++)
+		if (strcmp(w->tasks[i]->id, id) == 0 && w->tasks[i]->attempt > a)
+			a = w->tasks[i]->attempt;
+	pthread_mutex_unlock(&w->lock);
+	return a;
+}
+
+void dt_worker_emit(dtask_worker *w, const dtask *t, const char *event, const char *json)
+{
+	if (w)
+		dt_watch_event(w->watch, t->id, t->attempt, event, json);
+}
 
 void dt_worker_send_free(dtask_worker *w)
 {
@@ -606,6 +626,9 @@ static void stop_threads(dtask_worker *w)
 	if (w->health_started)
 		pthread_join(w->health_tid, NULL);
 
+	/* The final states are sent: the watchers go now. */
+	dt_watch_stop(w->watch);
+
 	atomic_store(&w->stopping, 1);
 	for (size_t i = 0; i < w->n_links; i++)
 		dt_link_stop(&w->links[i]);
@@ -654,6 +677,19 @@ int dtask_worker_run(dtask_worker *w)
 
 	if (rc == 0 && (rc = dt_pool_start(w->pool, 0, err, sizeof err)) < 0)
 		log_error("worker %s: %s", w->name, err);
+	if (rc == 0) {
+		/* Before the links: "hello" and the worker record carry its port. */
+		int wrc = dt_watch_start(w, &w->watch, err, sizeof err);
+		if (wrc == DTASK_ECONFIG) {
+			log_warn("worker %s: %s", w->name, err);
+		} else if (wrc < 0) {
+			log_error("worker %s: watcher listener: %s", w->name, err);
+			rc = wrc;
+		} else {
+			log_info("worker %s: watchers connect to %s:%d", w->name, w->watch_host,
+				 dt_watch_port(w->watch));
+		}
+	}
 	if (rc == 0) {
 		if ((rc = start_thread(&w->state_tid, dt_state_main, w, "state")) == 0)
 			w->state_started = 1;

@@ -84,6 +84,7 @@ struct dtask_worker {
 	dt_link *links;
 	size_t n_links;
 	size_t links_init;     /* links whose lock and cond are initialised */
+	struct dt_watch *watch; /* the watcher listener (watch.c), or NULL */
 
 	/* Shutdown: set from anywhere, even a signal handler. */
 	atomic_int shutdown_requested;
@@ -120,6 +121,10 @@ struct dtask_worker {
 /* ---- worker.c ---- */
 
 const dt_fn_entry *dt_worker_find_fn(const dtask_worker *w, const char *name);
+/* The attempt of task id in the running table, or 0 (under w->lock). */
+int64_t dt_worker_running_attempt(dtask_worker *w, const char *id);
+/* dtask_emit(): to the task's watchers (watch.c). */
+void dt_worker_emit(dtask_worker *w, const dtask *t, const char *event, const char *json);
 /* The free slots to report to distributors ("free"), 0 once draining so
  * that no distributor places anything more here, with the report's "seq":
  * messages from different threads may reach a distributor out of order,

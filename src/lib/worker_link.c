@@ -53,6 +53,7 @@
 #include <json-c/json.h>
 
 #include "conn.h"
+#include "watch.h"
 #include "dtask.h"
 #include "item.h"
 #include "log.h"
@@ -225,8 +226,7 @@ static int send_hello(dt_link *l, dt_conn *c)
 	json_object_object_add(m, "version", json_object_new_int(DT_PROTO_VERSION));
 	json_object_object_add(m, "name", json_object_new_string(w->name));
 	json_object_object_add(m, "host", json_object_new_string(w->watch_host));
-	/* The watcher listener comes later: port 0 = none yet. */
-	json_object_object_add(m, "port", json_object_new_int(0));
+	json_object_object_add(m, "port", json_object_new_int(dt_watch_port(w->watch)));
 	json_object_object_add(m, "capacity", json_object_new_int(w->capacity));
 	dt_free_report fr = dt_worker_free_report(w);
 	json_object_object_add(m, "free", json_object_new_int(fr.free));

@@ -56,6 +56,7 @@
 #include "store.h"
 #include "task_internal.h"
 #include "util.h"
+#include "watch.h"
 #include "worker_internal.h"
 
 typedef struct state {
@@ -313,6 +314,16 @@ static int finish_batch(state *st, dtask **v, size_t n)
 	}
 	for (size_t i = 0; i < n; i++)
 		dt_worker_table_remove(w, v[i]);
+	/* Watchers learn the end once it is written (and only after the task
+	 * left the table: see on_subscribe in watch.c). */
+	for (size_t i = 0; i < n; i++) {
+		int ended = idx[i] >= 0 && res[idx[i]] != DT_FIN_FENCED &&
+			    reqs[idx[i]].outcome != DT_OUT_STOPPED;
+		/* A stop that request=cancel caused ends the task too. */
+		if (idx[i] >= 0 && res[idx[i]] != DT_FIN_FENCED && kind[i] == DT_STOP_CANCEL)
+			ended = 1;
+		dt_watch_state(w->watch, v[i]->id, v[i]->attempt, ended ? "END" : "STOPPED");
+	}
 	send_lists(st, v, cat, n);
 	for (size_t i = 0; i < n; i++)
 		if (!v[i]->abandoned)
@@ -388,7 +399,8 @@ static void do_register(state *st)
 	char err[512];
 	if (!st->store)
 		return;
-	int rc = dt_store_register_worker(st->store, w->name, w->watch_host, 0, w->capacity,
+	int rc = dt_store_register_worker(st->store, w->name, w->watch_host,
+					  dt_watch_port(w->watch), w->capacity,
 					  w->functions_json, err, sizeof err);
 	if (rc < 0) {
 		redis_lost(st, rc, err);

@@ -6,7 +6,8 @@
 #   --keep-end keeps the record, otherwise --wait cleans it; --timeout),
 #   list / show / workers (tables and --json), stop (requeued: the attempt
 #   grows), requeue, cancel (END, error "cancelled"), unknown ids, bad
-#   arguments, an unreachable Redis, watch (not available yet).
+#   arguments, an unreachable Redis; watch without an id (watch.sh does
+#   the rest of watch).
 # JSON output is checked with jq.
 . "$top_srcdir/tests/common.sh"
 . "$top_srcdir/tests/cluster.sh"
@@ -60,12 +61,12 @@ is "$st $(cat "$T/out")" "0 dtask 0.1.0 (libdtask 0.1.0)" "--version"
 dt --help
 is "$st" 0 "--help exits 0"
 like "$T/out" '^  submit FUNCTION' "--help lists submit"
-unlike "$T/out" 'watch' "--help does not offer watch"
+like "$T/out" '^  watch ID' "--help lists watch"
 dt submit --help
 [ "$st" = 0 ] && grep -q -- '--keep-end' "$T/out"
 ok $? "submit --help"
-dt watch x
-err2 '^dtask: watch is not available yet' "watch: exit 2, not available yet"
+dt watch
+err2 '^dtask: watch: which task' "watch without an ID: exit 2 (watch.sh tests the rest)"
 
 # ---------------------------------------------------------------- submit --wait
 dt submit echo '{"a":[1,{}],"s":"x"}' --wait

@@ -13,7 +13,7 @@ fi
 if ! command -v valgrind >/dev/null 2>&1; then
 	skip_all "valgrind not found (install the Debian package valgrind)"
 fi
-plan 10
+plan 11
 watchdog 240
 
 start_redis || bail_out "cannot start redis-server"
@@ -24,7 +24,7 @@ conf() { # FILE NAME
 {"share_key": "vg-key", "cert": "$T/tls/cert.pem", "key": "$T/tls/key.pem", "ca": "$T/tls/ca.pem",
  "redis": {"host": "127.0.0.1", "port": $REDIS_PORT},
  "host": "127.0.0.1", "port": $DPORT, "distributors": [["127.0.0.1", $DPORT]],
- "name": "$2", "threads": 2, "loop_interval": 200, "health_interval": 500,
+ "name": "$2", "watch_host": "127.0.0.1", "threads": 2, "loop_interval": 200, "health_interval": 500,
  "handshake_timeout": 30000, "stop_grace": 2000}
 JSON
 }
@@ -48,6 +48,13 @@ rcli LPUSH new-task '{"id": "vg1", "function": "echo", "data": {"a": [1, 2]}, "c
 wait_for "task vg1 END" 60 sh -c "[ \"\$(redis-cli -p $REDIS_PORT HGET task-vg1 state)\" = END ]"
 ok $? "a task runs end to end"
 is "$(rcli HGET task-vg1 result)" '{"a": [1, 2]}' "with its result"
+
+# A watcher on a task: the listener, a session, its state messages.
+rcli LPUSH new-task '{"id": "vg2", "function": "sleep", "data": {"ms": 3000}, "clean_end": false}' >/dev/null
+wait_for "task vg2 RUNNING" 60 sh -c "[ \"\$(redis-cli -p $REDIS_PORT HGET task-vg2 state)\" = RUNNING ]"
+"$top_builddir/src/cli/dtask" -c "$T/w.json" watch vg2 --json >"$T/watch.out" 2>&1
+is "$?:$(grep -c '"state":"RUNNING"' "$T/watch.out"):$(grep -c '"state":"END"' "$T/watch.out")" \
+	"0:1:1" "a watcher follows a task to its END"
 
 stop worker 60
 is $? 0 "the worker exits 0 on SIGTERM"

@@ -1,0 +1,130 @@
+#!/bin/sh
+# watch.sh - watchers (SPEC 4, doc/PROTOCOL.md 6.4) against the real
+# daemons: stock dtask-workers run exec tasks whose output lines are
+# "output" events, and "dtask watch" follows them straight from the worker.
+#   (a) a worker publishes its watcher listener's real port;
+#   (b) dtask watch --json gets every line, in order, then END: exit 0;
+#       people's output; an event filter; an unknown id (exit 2);
+#   (c) a wrong share_key is refused by the worker (exit 2, logged);
+#   (d) a watcher that stops reading (SIGSTOP) is dropped after the send
+#       timeout and never stalls the task; once running again it sees END;
+#   (e) kill -9 of the worker under a watched task: the watch follows the
+#       task to the other worker (attempt 2) and sees it to its END.
+. "$top_srcdir/tests/common.sh"
+. "$top_srcdir/tests/cluster.sh"
+need_redis
+need_certtool
+plan 23
+watchdog 240
+
+need_built "$DIST" "$WORKER" "$DTASK_BIN"
+start_cluster
+
+# tick.sh N MS: prints "line 1" .. "line N", one every MS ms.
+cat >"$T/tick.sh" <<'SH'
+#!/bin/sh
+i=1
+while [ "$i" -le "$1" ]; do
+	echo "line $i"
+	i=$((i + 1))
+	sleep "$(awk -v ms="$2" 'BEGIN { printf "%.3f", ms / 1000 }')"
+done
+SH
+# spew.sh: 300,000 lines at once (about 20 MB of events).
+cat >"$T/spew.sh" <<'SH'
+#!/bin/sh
+exec seq -f "spew line %.0f, long enough to fill a socket buffer soon" 1 300000
+SH
+chmod +x "$T/tick.sh" "$T/spew.sh"
+
+start_dist d1
+ok $? "distributor d1 starts"
+P=$(dist_port d1)
+for w in w1 w2; do
+	conf "$T/$w.json" "$w" "\"threads\": 2, \"distributors\": [[\"127.0.0.1\", $P]],
+ \"exec_allow\": [\"$T/tick.sh\", \"$T/spew.sh\"]"
+done
+cp "$T/w1.json" "$T/c.json"
+
+spawn w1 "$WORKER" -c "$T/w1.json" -f
+wait_for "w1 UP" 15 worker_up w1 && wait_for "d1 logs w1" 15 connected d1 w1
+ok $? "worker w1 starts"
+wport=$(rcli HGET worker-w1 port)
+ok "$([ "${wport:-0}" -gt 0 ] && echo 0 || echo 1)" "worker-w1 has its watcher port ($wport)"
+like "$T/w1.log" "watchers connect to 127.0.0.1:$wport" "w1 logs it"
+
+dtask() { "$DTASK_BIN" -c "$T/c.json" "$@"; }
+submit_tick() { # ID N MS
+	dtask submit exec "{\"argv\":[\"$T/tick.sh\",\"$2\",\"$3\"]}" --id "$1" --keep-end >/dev/null
+}
+
+# ---------------------------------------------------------------- (b)
+submit_tick t1 5 300
+wait_for "t1 RUNNING" 15 state_is t1 RUNNING
+dtask watch t1 --json >"$T/t1.out" 2>"$T/t1.err"
+is "$?" 0 "dtask watch t1 --json exits 0 at the end"
+is "$(grep -c '"type":"event"' "$T/t1.out")" "$(grep -c '"event":"output"' "$T/t1.out")" \
+	"every event is an output event"
+first=$(grep -m1 -o '"line":"line [0-9]*"' "$T/t1.out")
+got=$(grep -o '"line":"line [0-9]*"' "$T/t1.out" | tr '\n' ' ')
+ok "$([ -n "$first" ] && echo 0 || echo 1)" "it got output lines: $got"
+# From the line it joined at, every later one, in order, up to line 5.
+n1=$(printf '%s' "$first" | tr -dc 0-9)
+want=$(i=$n1; while [ "$i" -le 5 ]; do printf '"line":"line %d" ' "$i"; i=$((i + 1)); done)
+is "$got" "$want" "in order, none missing after the first"
+like "$T/t1.out" '"type":"state","id":"t1","attempt":1,"state":"RUNNING"' "a RUNNING state first"
+is "$(tail -n 1 "$T/t1.out" | grep -c '"state":"END"')" 1 "and END last"
+
+submit_tick t2 3 200
+wait_for "t2 RUNNING" 15 state_is t2 RUNNING
+dtask watch t2 >"$T/t2.out" 2>"$T/t2.err"
+is "$?" 0 "dtask watch t2 (for people) exits 0"
+like "$T/t2.out" '^-- RUNNING \(attempt 1\)$' "  prints the state"
+like "$T/t2.out" '^[0-9:.]+ output \{"line":"line 3"\}$' "  and each event: time, name, data"
+
+submit_tick t3 3 200
+wait_for "t3 RUNNING" 15 state_is t3 RUNNING
+dtask watch t3 progress --json >"$T/t3.out" 2>"$T/t3.err"
+is "$?:$(grep -c '"type":"event"' "$T/t3.out")" "0:0" "an event filter (progress): no output events, still the END"
+
+dtask watch no-such-task >"$T/u.out" 2>"$T/u.err"
+is "$?" 2 "an unknown id: exit 2"
+like "$T/u.err" 'no task no-such-task' "  saying so"
+
+# ---------------------------------------------------------------- (c)
+sed 's/"share_key": "abc"/"share_key": "wrong"/' "$T/c.json" >"$T/bad.json"
+submit_tick t4 10 200
+wait_for "t4 RUNNING" 15 state_is t4 RUNNING
+"$DTASK_BIN" -c "$T/bad.json" watch t4 >"$T/bad.out" 2>"$T/bad.err"
+is "$?" 2 "a watcher with the wrong share_key: exit 2"
+like "$T/bad.err" 'share_key|proof|auth' "  with the reason"
+wait_for "t4 ends" 30 state_is t4 END
+
+# ---------------------------------------------------------------- (d)
+dtask submit exec "{\"argv\":[\"$T/spew.sh\"]}" --id sp --keep-end >/dev/null
+wait_for "sp RUNNING" 15 state_is sp RUNNING
+spawn spw "$DTASK_BIN" -c "$T/c.json" watch sp --json
+wait_for "the watcher got events" 15 grep -q '"event":"output"' "$T/spw.log"
+kill -STOP "$(pid_of spw)"
+t0=$(_dt_now_ms)
+wait_for "sp ends while its watcher sleeps" 120 state_is sp END
+ok $? "the task ends although its watcher stopped reading ($(ms_since "$t0") ms)"
+like "$T/w1.log" 'watcher .*: .*dropping it' "the worker dropped the watcher that did not read"
+kill -CONT "$(pid_of spw)"
+wait_for "the watcher exits" 30 eval '! running spw'
+like "$T/spw.log" '"state":"END"' "once woken it finds the END"
+
+# ---------------------------------------------------------------- (e)
+submit_tick f1 40 150
+wait_for "f1 RUNNING on w1" 15 eval '[ "$(field f1 worker)" = w1 ] && state_is f1 RUNNING'
+spawn w2 "$WORKER" -c "$T/w2.json" -f
+wait_for "d1 logs w2" 15 connected d1 w2
+spawn fw "$DTASK_BIN" -c "$T/c.json" watch f1 --json
+wait_for "f1's first lines" 15 grep -q '"attempt":1,"event":"output"' "$T/fw.log"
+kill -9 "$(pid_of w1)"
+wait_for "the watch follows f1 to w2 and sees its END" 60 grep -q '"state":"END"' "$T/fw.log"
+ok $? "after kill -9 of w1, the watch follows f1 to its END"
+like "$T/fw.log" '"attempt":2,"event":"output"' "with the events of attempt 2 (on w2)"
+
+stop_all
+done_testing
