@@ -250,6 +250,7 @@ typedef struct dtask_watch_msg {
 	const char *state;  /* "state": RUNNING, QUEUED (waiting for a worker),
 			       STOPPED (it moves: followed), or END */
 	const char *json;   /* the whole message as JSON text */
+	const char *error;  /* "state" END: the task's error (NULL: none known) */
 } dtask_watch_msg;
 
 /* Called for each message; a non-zero return stops the watch. */
@@ -263,8 +264,10 @@ typedef int (*dtask_watch_fn)(const dtask_watch_msg *msg, void *arg);
  * watch follows it to its next worker; while it waits for one, fn gets a
  * "state" QUEUED.  Returns 0 after the final "state" END (also when the
  * record was cleaned at its end), 1 when fn stopped the watch, or an error:
- * DTASK_ENOTFOUND (no such task), DTASK_ECONNECT (its worker cannot be
- * reached), DTASK_EAUTH, DTASK_ECERT, DTASK_EREDIS, ... with
+ * DTASK_EINVAL (a bad id or event name: 1-64 characters of
+ * [A-Za-z0-9_.:-]), DTASK_ENOTFOUND (no such task), DTASK_ECONNECT (its
+ * worker cannot be reached), DTASK_EAUTH, DTASK_ECERT, DTASK_EREDIS,
+ * DTASK_EPROTO (the worker refused the subscription), ... with
  * dtask_client_error(). */
 int dtask_watch(dtask_client *c, const char *id, const char *const *events, size_t nevents,
 		dtask_watch_fn fn, void *arg);

@@ -604,7 +604,7 @@ int cmd_workers(struct cli *cli, int argc, char **argv)
 
 struct watch_out {
 	int json;
-	int seen_end;
+	char *error; /* the END's error */
 };
 
 /* One line per message: JSON as received with --json, else for people:
@@ -623,13 +623,14 @@ static int watch_print(const dtask_watch_msg *m, void *arg)
 		printf("%s.%03lld %s %s\n", hms, m->time > 0 ? m->time % 1000 : 0LL,
 		       m->event ? m->event : "?", m->data ? m->data : "null");
 	} else if (m->attempt > 0) {
-		printf("-- %s (attempt %lld)\n", m->state ? m->state : "?", m->attempt);
+		printf("-- %s (attempt %lld)%s%s\n", m->state ? m->state : "?", m->attempt,
+		       m->error ? ": " : "", m->error ? m->error : "");
 	} else {
 		printf("-- %s\n", m->state ? m->state : "?");
 	}
 	fflush(stdout);
-	if (m->state && !strcmp(m->state, "END"))
-		o->seen_end = 1;
+	if (m->state && !strcmp(m->state, "END") && m->error && !o->error)
+		o->error = strdup(m->error);
 	return 0;
 }
 
@@ -668,22 +669,25 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
 		free(events);
 		return CLI_ERROR;
 	}
-	struct watch_out o = { cli->json, 0 };
+	struct watch_out o = { cli->json, NULL };
 	rc = dtask_watch(c, id, events, nevents, watch_print, &o);
 	free(events);
 	if (rc < 0) {
+		free(o.error);
 		rc = cli_fail(c, rc, id);
 		dtask_client_free(c);
 		return rc;
 	}
-	/* The end: a kept record tells whether it failed. */
+	/* The END's error, from the worker, else from a kept record. */
 	struct json_object *rec = NULL, *e = NULL;
-	int failed = 0;
-	if (dtask_get(c, id, &rec) == 0 && json_object_object_get_ex(rec, "error", &e)) {
-		failed = 1;
-		cli_error("task %s failed: %s", id, json_object_get_string(e));
-	}
+	if (!o.error && dtask_get(c, id, &rec) == 0 &&
+	    json_object_object_get_ex(rec, "error", &e))
+		o.error = strdup(json_object_get_string(e));
 	json_object_put(rec);
+	int failed = o.error != NULL;
+	if (failed)
+		cli_error("task %s failed: %s", id, o.error);
+	free(o.error);
 	dtask_client_free(c);
 	return failed ? CLI_FAILED : CLI_OK;
 }

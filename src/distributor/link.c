@@ -190,6 +190,29 @@ static void link_free(wlink *l)
 
 /* ------------------------------------------------------------ hello */
 
+/* "redis_down": true in a hello or health (absent: false). */
+static int says_redis_down(json_object *m)
+{
+	json_object *v;
+	return json_object_object_get_ex(m, "redis_down", &v) &&
+	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+/* Under d->lock: the worker's Redis state as it said it last; logged when
+ * it changes. */
+static void set_redis_down(dist *d, wlink *l, int down)
+{
+	if (down == l->redis_down)
+		return;
+	l->redis_down = down;
+	pthread_cond_broadcast(&d->slots);
+	if (down)
+		log_warn("worker %s lost Redis: no runs to it; its tasks' update is refreshed for it",
+			 l->name);
+	else
+		log_notice("worker %s has Redis again", l->name);
+}
+
 /* The worker's hello into a new link, or NULL (the reason in err). */
 static wlink *parse_hello(dist *d, json_object *m, char *err, size_t errlen)
 {
@@ -228,6 +251,7 @@ static wlink *parse_hello(dist *d, json_object *m, char *err, size_t errlen)
 	int sok = 1;
 	int64_t seq = get_int(m, "seq", 0, INT64_MAX, &sok);
 	l->free_seq = sok ? seq : 0;
+	l->redis_down = says_redis_down(m);
 	for (size_t i = 0; i < nf; i++) {
 		json_object *f = json_object_array_get_idx(fa, i);
 		if (!json_object_is_type(f, json_type_string) ||
@@ -247,6 +271,7 @@ static wlink *parse_hello(dist *d, json_object *m, char *err, size_t errlen)
 }
 
 /* ------------------------------------------------------------ messages */
+
 
 static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
 {
@@ -352,6 +377,7 @@ static void on_health(dist *d, wlink *l, json_object *m)
 	}
 	pthread_mutex_lock(&d->lock);
 	take_free(l, m);
+	set_redis_down(d, l, says_redis_down(m));
 	l->load = load;
 	dt_tset tmp = l->listed;
 	l->listed = listed;
@@ -416,17 +442,9 @@ static void serve_link(dist *d, wlink *l)
 			on_reject(d, l, m);
 		} else if (strcmp(type, DT_MSG_REDIS_DOWN) == 0 ||
 			   strcmp(type, DT_MSG_REDIS_UP) == 0) {
-			int down = strcmp(type, DT_MSG_REDIS_DOWN) == 0;
 			pthread_mutex_lock(&d->lock);
-			int was = l->redis_down;
-			l->redis_down = down;
-			pthread_cond_broadcast(&d->slots);
+			set_redis_down(d, l, strcmp(type, DT_MSG_REDIS_DOWN) == 0);
 			pthread_mutex_unlock(&d->lock);
-			if (down && !was)
-				log_warn("worker %s lost Redis: no runs to it; its tasks' update is "
-					 "refreshed for it", l->name);
-			else if (!down && was)
-				log_notice("worker %s has Redis again", l->name);
 		} else if (strcmp(type, DT_MSG_ERROR) == 0) {
 			const char *msg = get_str(m, "message");
 			log_warn("worker %s says: %s", l->name, msg ? msg : "(no message)");

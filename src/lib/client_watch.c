@@ -31,10 +31,12 @@
 #include "item.h"
 #include "tls.h"
 #include "util.h"
+#include "watch.h"
 
 #define WATCH_POLL_MS 200
 #define WATCH_CHECK_MS 1000
-#define WATCH_CONNECT_TRIES 25 /* in a row, WATCH_POLL_MS apart */
+#define WATCH_CONNECT_TRIES 25 /* for one (worker, attempt), WATCH_POLL_MS apart */
+#define WATCH_REDIS_TRIES 25   /* Redis errors in a row, WATCH_POLL_MS apart */
 
 static int wfail(dtask_client *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -127,7 +129,12 @@ static int watch_on(dtask_client *c, dt_link_opts *lo, const char *host, int por
 			break;    /* closed: the worker went; look again */
 		const char *type = str_of(m, "type");
 		if (!strcmp(type, "error")) {
-			/* "not running on this worker": it moved; look again. */
+			const char *why = str_of(m, "message");
+			/* "not running on this worker": it moved; look again.  Any
+			 * other refusal will not change by trying again. */
+			if (!why || !strstr(why, "is not running on this worker"))
+				result = wfail(c, DTASK_EPROTO, "worker %s:%d refused the watch: %s",
+					       host, port, why ? why : "(no message)");
 			json_object_put(m);
 			break;
 		}
@@ -136,6 +143,7 @@ static int watch_on(dtask_client *c, dt_link_opts *lo, const char *host, int por
 		wm.attempt = json_object_object_get_ex(m, "attempt", &v) ? json_object_get_int64(v) : 0;
 		wm.event = str_of(m, "event");
 		wm.state = str_of(m, "state");
+		wm.error = str_of(m, "error");
 		wm.time = json_object_object_get_ex(m, "time", &v) ? json_object_get_int64(v) : 0;
 		wm.data = json_object_object_get_ex(m, "data", &v)
 				  ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)
@@ -170,6 +178,11 @@ int dtask_watch(dtask_client *c, const char *id, const char *const *events, size
 		return wfail(c, DTASK_EINVAL, "invalid task id \"%.140s\"", id ? id : "(null)");
 	if (!fn)
 		return wfail(c, DTASK_EINVAL, "no callback");
+	for (size_t i = 0; i < nevents; i++)
+		if (!events[i] || !dt_event_name_valid(events[i]))
+			return wfail(c, DTASK_EINVAL, "invalid event name \"%.80s\": 1-%d characters "
+				     "of [A-Za-z0-9_.:-] expected", events[i] ? events[i] : "(null)",
+				     DT_EVENT_NAME_MAX);
 	const dt_config *cfg = c->conf;
 	char err[512];
 	dt_tls *tls = dt_tls_new(cfg->cert, NULL, cfg->ca, cfg->insecure, cfg->path, err, sizeof err);
@@ -183,7 +196,9 @@ int dtask_watch(dtask_client *c, const char *id, const char *const *events, size
 		return wfail(c, DTASK_ENOMEM, "out of memory");
 	}
 
-	int rc = 0, seen = 0, failures = 0;
+	int rc = 0, seen = 0, failures = 0, redis_errors = 0;
+	char last_worker[256] = "";
+	long long last_attempt = -1;
 	int said_queued = 0; /* QUEUED was passed on since it last ran */
 	for (;;) {
 		json_object *rec = NULL;
@@ -193,8 +208,13 @@ int dtask_watch(dtask_client *c, const char *id, const char *const *events, size
 			rc = say_state(fn, arg, id, 0, "END") ? 1 : 0;
 			break;
 		}
+		if (rc == DTASK_EREDIS && ++redis_errors < WATCH_REDIS_TRIES) {
+			dt_sleep_ms(WATCH_POLL_MS);
+			continue;
+		}
 		if (rc < 0)
 			break;
+		redis_errors = 0;
 		seen = 1;
 		const char *st = str_of(rec, "state"), *a = str_of(rec, "attempt");
 		long long attempt = a ? atoll(a) : 0;
@@ -236,6 +256,12 @@ int dtask_watch(dtask_client *c, const char *id, const char *const *events, size
 		snprintf(h, sizeof h, "%s", host);
 		json_object_put(wrec);
 
+		/* The same copy as last time: it has not moved on (yet). */
+		int same = attempt == last_attempt && !strcmp(worker, last_worker);
+		if (!same)
+			failures = 0;
+		snprintf(last_worker, sizeof last_worker, "%s", worker);
+		last_attempt = attempt;
 		rc = watch_on(c, &lo, h, port, id, attempt, sub, fn, arg);
 		if (rc == W_DONE) {
 			rc = 0;
@@ -245,13 +271,14 @@ int dtask_watch(dtask_client *c, const char *id, const char *const *events, size
 			rc = 1;
 			break;
 		}
-		if (rc == DTASK_EAUTH || rc == DTASK_ECERT || rc == DTASK_ECONFIG)
+		if (rc == DTASK_EAUTH || rc == DTASK_ECERT || rc == DTASK_ECONFIG ||
+		    rc == DTASK_EPROTO)
 			break; /* will not get better by trying again */
 		if (rc < 0 && ++failures >= WATCH_CONNECT_TRIES)
 			break;
-		if (rc == W_AGAIN)
-			failures = 0;
-		dt_sleep_ms(rc < 0 ? WATCH_POLL_MS : 20);
+		/* Left that worker: look again at once the first time, then
+		 * every WATCH_POLL_MS while the record still names it. */
+		dt_sleep_ms(rc < 0 || same ? WATCH_POLL_MS : 20);
 		rc = 0;
 	}
 	free(sub);

@@ -7,13 +7,16 @@
  *   connected watcher, each with its subscriptions: (task id, the event
  *   names it wants, or all).
  *   A watcher's thread reads its messages (subscribe, unsubscribe) and
- *   answers them; events and states are sent by the thread that has them
- *   (a task thread in dtask_emit(), the state thread at a task's end),
- *   each to the sessions subscribed, one send per watcher under that
- *   connection's own lock.  A session is referenced while such a send is
- *   in flight, and its thread waits for the references to go before it
- *   ends.  A send that fails or times out (DT_WATCH_SEND_TIMEOUT_MS) shuts
- *   that connection down: its thread sees the close and leaves.
+ *   answers them.  Everything for a watcher (the answer to subscribe,
+ *   events, states) goes on that session's outgoing queue, in order, under
+ *   wt->lock: the thread that has it (a task thread in dtask_emit(), the
+ *   state thread at a task's end) never waits for a watcher.  One sender
+ *   thread, owned by the dt_watch, drains the queues, one session at a
+ *   time, round robin, with the sends bounded by DT_WATCH_SEND_TIMEOUT_MS.
+ *   A session whose queue grows past DT_WATCH_QUEUE_MAX bytes, or whose
+ *   send fails or times out, is dropped (its connection shut down: its
+ *   thread sees the close and leaves).  A session is referenced while the
+ *   sender works on it, and its thread waits for that before it ends.
  *   Locks: wt->lock (a leaf, see watch.h).
  */
 #include "build-config.h"
@@ -41,12 +44,21 @@ typedef struct sub {
 	size_t nevents;
 } sub;
 
+typedef struct outmsg {
+	struct outmsg *next;
+	size_t len;
+	char text[];
+} outmsg;
+
 typedef struct session {
 	dt_conn *c;
 	sub *subs;
 	size_t nsubs, cap;
-	int refs;          /* sends in flight (under wt->lock) */
-	int gone;          /* its thread is leaving: no new sends */
+	outmsg *qhead, **qtail; /* outgoing, in order */
+	size_t qbytes;
+	int overflow;      /* the queue grew past DT_WATCH_QUEUE_MAX: drop it */
+	int refs;          /* the sender is working on it (under wt->lock) */
+	int gone;          /* its thread is leaving: nothing more is queued */
 	struct session *next;
 } session;
 
@@ -54,9 +66,13 @@ struct dt_watch {
 	dtask_worker *w;
 	dt_server *srv;
 	pthread_mutex_t lock;
-	pthread_cond_t unref;
+	pthread_cond_t unref;   /* a session's refs went down */
+	pthread_cond_t work;    /* something was queued, or stop */
 	session *sessions;
+	session *next_turn;     /* round robin for the sender */
 	int stopped;
+	pthread_t sender;
+	int sender_started;
 };
 
 int dt_event_name_valid(const char *name)
@@ -113,58 +129,124 @@ static int wants(const session *s, const char *id, const char *event)
 	return 0;
 }
 
-/* Send msg to every session that wants (id, event); when drop_id, their
- * subscription to id ends first (so nothing follows a task's state). */
+/* Under wt->lock: queue a copy of msg for s; 0, or -1 when it overflowed
+ * (then the sender drops it). */
+static int enqueue(dt_watch *wt, session *s, const char *msg, size_t len)
+{
+	if (s->gone || s->overflow)
+		return -1;
+	if (s->qbytes + len > DT_WATCH_QUEUE_MAX) {
+		s->overflow = 1;
+		pthread_cond_signal(&wt->work);
+		return -1;
+	}
+	outmsg *m = malloc(sizeof *m + len);
+	if (!m)
+		return -1;
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->text, msg, len);
+	*s->qtail = m;
+	s->qtail = &m->next;
+	s->qbytes += len;
+	pthread_cond_signal(&wt->work);
+	return 0;
+}
+
+static void free_queue(session *s)
+{
+	outmsg *m = s->qhead;
+	while (m) {
+		outmsg *n = m->next;
+		free(m);
+		m = n;
+	}
+	s->qhead = NULL;
+	s->qtail = &s->qhead;
+	s->qbytes = 0;
+}
+
+/* Queue msg for every session that wants (id, event); when drop_id, their
+ * subscription to id ends too (so nothing follows a task's state). */
 static void fan_out(dt_watch *wt, const char *id, const char *event, const char *msg,
 		    size_t len, int drop_id)
 {
-	session *targets[64], **t = targets;
-	size_t n = 0, cap = sizeof targets / sizeof *targets;
 	pthread_mutex_lock(&wt->lock);
-	if (wt->stopped) {
-		pthread_mutex_unlock(&wt->lock);
-		return;
-	}
-	for (session *s = wt->sessions; s; s = s->next) {
-		if (s->gone || !wants(s, id, event))
-			continue;
-		if (drop_id)
-			sub_remove(s, id);
-		if (n == cap) {
-			size_t ncap = cap * 2;
-			session **nt = malloc(ncap * sizeof *nt);
-			if (!nt)
-				break; /* out of memory: the others miss this one */
-			memcpy(nt, t, n * sizeof *nt);
-			if (t != targets)
-				free(t);
-			t = nt;
-			cap = ncap;
+	if (!wt->stopped) {
+		for (session *s = wt->sessions; s; s = s->next) {
+			if (s->gone || !wants(s, id, event))
+				continue;
+			if (drop_id)
+				sub_remove(s, id);
+			enqueue(wt, s, msg, len);
 		}
-		s->refs++;
-		t[n++] = s;
 	}
 	pthread_mutex_unlock(&wt->lock);
-	for (size_t i = 0; i < n; i++) {
-		int rc = dt_conn_send(t[i]->c, msg, len);
-		if (rc < 0 && rc != DTASK_ETOOBIG) {
-			log_warn("watcher %s: %s: dropping it", dt_conn_peer(t[i]->c),
-				 dtask_strerror(rc));
-			dt_conn_shutdown(t[i]->c);
-		} else if (rc == DTASK_ETOOBIG) {
-			log_warn("task %s: an event of %zu bytes is over max_message: not sent", id,
-				 len);
+}
+
+/* The sender thread: drains the sessions' queues (see DESIGN). */
+static void *sender_main(void *arg)
+{
+	dt_watch *wt = arg;
+	pthread_mutex_lock(&wt->lock);
+	for (;;) {
+		session *s = NULL;
+		/* From where the last turn stopped, the first with work. */
+		for (int pass = 0; pass < 2 && !s; pass++) {
+			session *from = pass == 0 && wt->next_turn ? wt->next_turn : wt->sessions;
+			for (session *x = from; x; x = x->next)
+				if (!x->gone && (x->qhead || x->overflow)) {
+					s = x;
+					break;
+				}
 		}
-	}
-	if (n) {
-		pthread_mutex_lock(&wt->lock);
-		for (size_t i = 0; i < n; i++)
-			t[i]->refs--;
-		pthread_cond_broadcast(&wt->unref);
+		if (!s) {
+			if (wt->stopped)
+				break;
+			pthread_cond_wait(&wt->work, &wt->lock);
+			continue;
+		}
+		wt->next_turn = s->next;
+		outmsg *list = s->qhead;
+		int overflow = s->overflow;
+		size_t bytes = s->qbytes;
+		s->qhead = NULL;
+		s->qtail = &s->qhead;
+		s->qbytes = 0;
+		s->refs++;
 		pthread_mutex_unlock(&wt->lock);
+
+		int drop = overflow;
+		if (overflow)
+			log_warn("watcher %s fell more than %d bytes behind: dropping it",
+				 dt_conn_peer(s->c), DT_WATCH_QUEUE_MAX);
+		for (outmsg *m = list; m && !drop; m = m->next) {
+			int rc = dt_conn_send(s->c, m->text, m->len);
+			if (rc == DTASK_ETOOBIG) {
+				log_warn("watcher %s: a message of %zu bytes is over max_message: "
+					 "not sent", dt_conn_peer(s->c), m->len);
+			} else if (rc < 0) {
+				log_warn("watcher %s: %s (%zu bytes queued): dropping it",
+					 dt_conn_peer(s->c), dtask_strerror(rc), bytes);
+				drop = 1;
+			}
+		}
+		if (drop)
+			dt_conn_shutdown(s->c);
+		while (list) {
+			outmsg *n = list->next;
+			free(list);
+			list = n;
+		}
+
+		pthread_mutex_lock(&wt->lock);
+		if (drop)
+			s->gone = 1; /* nothing more is queued; its thread is leaving */
+		s->refs--;
+		pthread_cond_broadcast(&wt->unref);
 	}
-	if (t != targets)
-		free(t);
+	pthread_mutex_unlock(&wt->lock);
+	return NULL;
 }
 
 static int64_t real_ms(void)
@@ -194,16 +276,26 @@ void dt_watch_event(dt_watch *wt, const char *id, int64_t attempt, const char *e
 	free(msg);
 }
 
-void dt_watch_state(dt_watch *wt, const char *id, int64_t attempt, const char *state)
+void dt_watch_state(dt_watch *wt, const char *id, int64_t attempt, const char *state,
+		    const char *error)
 {
 	if (!wt)
 		return;
-	char msg[DT_ID_MAX + 128];
-	int len = snprintf(msg, sizeof msg,
-			   "{\"type\":\"state\",\"id\":\"%s\",\"attempt\":%lld,\"state\":\"%s\"}", id,
-			   (long long)attempt, state);
-	if (len > 0 && (size_t)len < sizeof msg)
-		fan_out(wt, id, NULL, msg, (size_t)len, 1);
+	json_object *m = json_object_new_object();
+	if (!m)
+		return;
+	json_object_object_add(m, "type", json_object_new_string("state"));
+	json_object_object_add(m, "id", json_object_new_string(id));
+	json_object_object_add(m, "attempt", json_object_new_int64(attempt));
+	json_object_object_add(m, "state", json_object_new_string(state));
+	if (error)
+		json_object_object_add(m, "error", json_object_new_string(error));
+	size_t len;
+	const char *msg = json_object_to_json_string_length(
+		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (msg)
+		fan_out(wt, id, NULL, msg, len, 1);
+	json_object_put(m);
 }
 
 /* ------------------------------------------------------ a watcher's thread */
@@ -279,19 +371,28 @@ static void on_subscribe(dt_watch *wt, session *s, json_object *m)
 		return;
 	}
 	int64_t attempt = dt_worker_running_attempt(wt->w, id);
-	if (attempt <= 0) {
-		pthread_mutex_lock(&wt->lock);
-		sub_remove(s, id);
-		pthread_mutex_unlock(&wt->lock);
-		dt_conn_send_error(s->c, "task %s is not running on this worker", id);
-		return;
-	}
 	char msg[DT_ID_MAX + 128];
-	int len = snprintf(msg, sizeof msg,
-			   "{\"type\":\"state\",\"id\":\"%s\",\"attempt\":%lld,\"state\":\"RUNNING\"}",
-			   id, (long long)attempt);
-	dt_conn_send(s->c, msg, (size_t)len);
-	log_info("watcher %s subscribed to task %s", dt_conn_peer(s->c), id);
+	int len;
+	if (attempt > 0)
+		len = snprintf(msg, sizeof msg,
+			       "{\"type\":\"state\",\"id\":\"%s\",\"attempt\":%lld,\"state\":\"RUNNING\"}",
+			       id, (long long)attempt);
+	else
+		len = snprintf(msg, sizeof msg,
+			       "{\"type\":\"error\",\"message\":\"task %s is not running on this worker\"}",
+			       id);
+	/* Queued (behind anything already queued for it): the answer reaches
+	 * the watcher in order.  When the task's state went out meanwhile, the
+	 * subscription is gone and that state was the answer. */
+	pthread_mutex_lock(&wt->lock);
+	int still = wants(s, id, NULL);
+	if (still && attempt <= 0)
+		sub_remove(s, id);
+	if (still)
+		enqueue(wt, s, msg, (size_t)len);
+	pthread_mutex_unlock(&wt->lock);
+	if (attempt > 0)
+		log_info("watcher %s subscribed to task %s", dt_conn_peer(s->c), id);
 }
 
 static void serve(dt_conn *c, void *arg)
@@ -304,6 +405,7 @@ static void serve(dt_conn *c, void *arg)
 		return;
 	}
 	s->c = c;
+	s->qtail = &s->qhead;
 	pthread_mutex_lock(&wt->lock);
 	s->next = wt->sessions;
 	wt->sessions = s;
@@ -350,6 +452,9 @@ static void serve(dt_conn *c, void *arg)
 			break;
 		}
 	}
+	if (wt->next_turn == s)
+		wt->next_turn = s->next;
+	free_queue(s);
 	pthread_mutex_unlock(&wt->lock);
 	for (size_t i = 0; i < s->nsubs; i++)
 		sub_clear(&s->subs[i]);
@@ -373,6 +478,7 @@ int dt_watch_start(dtask_worker *w, dt_watch **out, char *err, size_t errlen)
 	wt->w = w;
 	pthread_mutex_init(&wt->lock, NULL);
 	pthread_cond_init(&wt->unref, NULL);
+	pthread_cond_init(&wt->work, NULL);
 	const dt_config *cfg = w->cfg;
 	dt_server_opts so = {
 		.role = "watcher listener",
@@ -385,8 +491,14 @@ int dt_watch_start(dtask_worker *w, dt_watch **out, char *err, size_t errlen)
 		.handler = serve,
 		.arg = wt,
 	};
+	if (pthread_create(&wt->sender, NULL, sender_main, wt) != 0) {
+		dt_watch_free(wt);
+		return dt_err(err, errlen, DTASK_EIO, "cannot start the watchers' sender thread");
+	}
+	wt->sender_started = 1;
 	int rc = dt_server_start(&so, &wt->srv, err, errlen);
 	if (rc < 0) {
+		dt_watch_stop(wt);
 		dt_watch_free(wt);
 		return rc;
 	}
@@ -405,9 +517,14 @@ void dt_watch_stop(dt_watch *wt)
 		return;
 	pthread_mutex_lock(&wt->lock);
 	wt->stopped = 1;
+	pthread_cond_broadcast(&wt->work);
 	pthread_mutex_unlock(&wt->lock);
 	if (wt->srv)
-		dt_server_stop(wt->srv);
+		dt_server_stop(wt->srv); /* the sessions end (the sender fails fast) */
+	if (wt->sender_started) {
+		pthread_join(wt->sender, NULL);
+		wt->sender_started = 0;
+	}
 }
 
 void dt_watch_free(dt_watch *wt)
@@ -417,5 +534,6 @@ void dt_watch_free(dt_watch *wt)
 	dt_server_free(wt->srv);
 	pthread_mutex_destroy(&wt->lock);
 	pthread_cond_destroy(&wt->unref);
+	pthread_cond_destroy(&wt->work);
 	free(wt);
 }

@@ -4,13 +4,14 @@
  * proof, subscribe to the task and receive its live events.
  *
  * Threads: the listener's accept thread and one thread per watcher (both
- * the server's, src/lib/server.c); task threads call dt_watch_event(); the
- * state thread calls dt_watch_state().  Locks: wt->lock guards the
- * sessions and their subscriptions and is a leaf: nothing is sent and no
- * other lock is taken while it is held.  A send to a watcher happens on
- * the sending thread under that connection's own send lock, bounded by
- * DT_WATCH_SEND_TIMEOUT_MS: a watcher that does not read is dropped, and
- * it delays a task's dtask_emit() by that much once at most.
+ * the server's, src/lib/server.c), and one sender thread (watch.c); task
+ * threads call dt_watch_event(), the state thread dt_watch_state(): both
+ * only queue, so no task and no Redis write ever waits for a watcher.
+ * Locks: wt->lock guards the sessions, their subscriptions and queues and
+ * is a leaf: nothing is sent and no other lock is taken while it is held.
+ * The sender sends under each connection's own send lock, bounded by
+ * DT_WATCH_SEND_TIMEOUT_MS; a watcher that falls DT_WATCH_QUEUE_MAX bytes
+ * behind, or does not read for that long, is dropped.
  */
 #ifndef DT_WATCH_H
 #define DT_WATCH_H
@@ -18,6 +19,7 @@
 #include <stdint.h>
 
 #define DT_WATCH_SEND_TIMEOUT_MS 1000
+#define DT_WATCH_QUEUE_MAX (8 * 1024 * 1024) /* bytes queued for one watcher */
 #define DT_EVENT_NAME_MAX 64
 
 struct dtask_worker;
@@ -32,9 +34,11 @@ int dt_watch_port(const dt_watch *wt);
  * NULL for null).  Any thread. */
 void dt_watch_event(dt_watch *wt, const char *id, int64_t attempt, const char *event,
 		    const char *json);
-/* The task's end (state "END" or "STOPPED") to its subscribers, whose
- * subscriptions to it then end.  Any thread. */
-void dt_watch_state(dt_watch *wt, const char *id, int64_t attempt, const char *state);
+/* The task's end (state "END" or "STOPPED"; error: the END's error, or
+ * NULL) to its subscribers, whose subscriptions to it then end.  Any
+ * thread. */
+void dt_watch_state(dt_watch *wt, const char *id, int64_t attempt, const char *state,
+		    const char *error);
 /* Stop listening, drop every watcher, join their threads.  Later events
  * go nowhere. */
 void dt_watch_stop(dt_watch *wt);

@@ -109,6 +109,9 @@ dtask_worker *dtask_worker_new(const char *config_path, char **errmsg)
 	atomic_init(&w->shutdown_requested, 0);
 	atomic_init(&w->stopping, 0);
 	atomic_init(&w->sig_exit, 0);
+	/* Until the state thread has reached Redis once: "hello" says so, and
+	 * no run is taken before (SPEC 5.4). */
+	atomic_init(&w->redis_down, 1);
 	dt_log_set_level(cfg->log_level);
 
 	w->tls = dt_tls_new(cfg->cert, cfg->key, cfg->ca, cfg->insecure, cfg->path, err,

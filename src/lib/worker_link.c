@@ -231,6 +231,8 @@ static int send_hello(dt_link *l, dt_conn *c)
 	dt_free_report fr = dt_worker_free_report(w);
 	json_object_object_add(m, "free", json_object_new_int(fr.free));
 	json_object_object_add(m, "seq", json_object_new_int64(fr.seq));
+	if (atomic_load(&w->redis_down))
+		json_object_object_add(m, "redis_down", json_object_new_boolean(1));
 	for (size_t i = 0; i < w->n_fns; i++)
 		json_object_array_add(fns, json_object_new_string(w->fns[i].name));
 	json_object_object_add(m, "functions", fns);
@@ -554,6 +556,20 @@ static void send_health(dtask_worker *w, dt_conn *c)
 		log_error("worker %s: out of memory for \"health\"", w->name);
 		return;
 	}
+	if (atomic_load(&w->redis_down) && len > 1) {
+		/* Said in every health while it lasts: a distributor that
+		 * missed "redis_down" or "redis_up" is right again within one
+		 * health_interval. */
+		static const char tag[] = "{\"redis_down\":true,";
+		char *m2 = malloc(len + sizeof tag);
+		if (m2) {
+			memcpy(m2, tag, sizeof tag - 1);
+			memcpy(m2 + sizeof tag - 1, msg + 1, len - 1);
+			len += sizeof tag - 2;
+			free(msg);
+			msg = m2;
+		}
+	}
 	if (dt_conn_send(c, msg, len) < 0)
 		dt_conn_shutdown(c); /* this thread then sees the close */
 	free(msg);
@@ -652,9 +668,6 @@ void *dt_link_main(void *arg)
 		b.failures = 0;
 		b.delay = BACKOFF_START_MS;
 		publish(l, c);
-		if (atomic_load(&l->w->redis_down))
-			dt_link_send(l, "{\"type\":\"" DT_MSG_REDIS_DOWN "\"}",
-				     sizeof "{\"type\":\"" DT_MSG_REDIS_DOWN "\"}" - 1);
 
 		/* A shutdown that came before the publish did not see c. */
 		if (!atomic_load(&w->stopping))

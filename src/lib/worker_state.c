@@ -65,6 +65,7 @@ typedef struct state {
 	int redis_ok;       /* -1 not tried yet, 0 unreachable, 1 reachable */
 	int registered;     /* the worker record is written (since the last outage) */
 	int stuck;          /* tasks that overran stop_grace, ever */
+	int outage;         /* redis_down was said after a loss (not at start) */
 	dtask **pending;    /* returned tasks whose end is not written yet */
 	size_t n_pending, cap_pending;
 } state;
@@ -114,6 +115,7 @@ static void redis_lost(state *st, int rc, const char *err)
 	st->registered = 0; /* its record may be gone when it comes back */
 	if (!was_up || atomic_exchange(&w->redis_down, 1))
 		return;
+	st->outage = 1;
 	tell_all(w, "{\"type\":\"" DT_MSG_REDIS_DOWN "\"}");
 	size_t n;
 	dtask **all = snapshot(w, &n, NULL);
@@ -152,7 +154,9 @@ static void announce_up(state *st)
 		return;
 	atomic_store(&w->redis_down, 0);
 	tell_all(w, "{\"type\":\"" DT_MSG_REDIS_UP "\"}");
-	log_notice("worker %s: Redis is back: told the distributors", w->name);
+	if (st->outage)
+		log_notice("worker %s: Redis is back: told the distributors", w->name);
+	st->outage = 0;
 }
 
 /* ------------------------------------------------------------- the queue */
@@ -320,9 +324,13 @@ static int finish_batch(state *st, dtask **v, size_t n)
 		int ended = idx[i] >= 0 && res[idx[i]] != DT_FIN_FENCED &&
 			    reqs[idx[i]].outcome != DT_OUT_STOPPED;
 		/* A stop that request=cancel caused ends the task too. */
-		if (idx[i] >= 0 && res[idx[i]] != DT_FIN_FENCED && kind[i] == DT_STOP_CANCEL)
+		const char *error = ended && reqs[idx[i]].outcome == DT_OUT_FAIL ? reqs[idx[i]].error
+										  : NULL;
+		if (idx[i] >= 0 && res[idx[i]] != DT_FIN_FENCED && kind[i] == DT_STOP_CANCEL) {
 			ended = 1;
-		dt_watch_state(w->watch, v[i]->id, v[i]->attempt, ended ? "END" : "STOPPED");
+			error = "cancelled";
+		}
+		dt_watch_state(w->watch, v[i]->id, v[i]->attempt, ended ? "END" : "STOPPED", error);
 	}
 	send_lists(st, v, cat, n);
 	for (size_t i = 0; i < n; i++)

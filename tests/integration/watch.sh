@@ -4,17 +4,19 @@
 # "output" events, and "dtask watch" follows them straight from the worker.
 #   (a) a worker publishes its watcher listener's real port;
 #   (b) dtask watch --json gets every line, in order, then END: exit 0;
+#       a failed task (record cleaned): exit 1, with its error;
 #       people's output; an event filter; an unknown id (exit 2);
 #   (c) a wrong share_key is refused by the worker (exit 2, logged);
-#   (d) a watcher that stops reading (SIGSTOP) is dropped after the send
-#       timeout and never stalls the task; once running again it sees END;
+#   (d) a watcher that stops reading (SIGSTOP) is dropped (it fell 8 MiB
+#       behind, or a send timed out) and never stalls the task; once
+#       running again it sees END;
 #   (e) kill -9 of the worker under a watched task: the watch follows the
 #       task to the other worker (attempt 2) and sees it to its END.
 . "$top_srcdir/tests/common.sh"
 . "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
-plan 23
+plan 29
 watchdog 240
 
 need_built "$DIST" "$WORKER" "$DTASK_BIN"
@@ -42,14 +44,22 @@ n=0
 while [ ! -e "$T/go.\$1" ] && [ "\$n" -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
 exec seq -f "spew line %.0f, long enough to fill a socket buffer soon" 1 300000
 SH
-chmod +x "$T/tick.sh" "$T/spew.sh"
+# fail.sh ID: one line, then exit status 3.
+cat >"$T/fail.sh" <<SH
+#!/bin/sh
+n=0
+while [ ! -e "$T/go.\$1" ] && [ "\$n" -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
+echo "about to fail"
+exit 3
+SH
+chmod +x "$T/tick.sh" "$T/spew.sh" "$T/fail.sh"
 
 start_dist d1
 ok $? "distributor d1 starts"
 P=$(dist_port d1)
 for w in w1 w2; do
 	conf "$T/$w.json" "$w" "\"threads\": 2, \"distributors\": [[\"127.0.0.1\", $P]],
- \"exec_allow\": [\"$T/tick.sh\", \"$T/spew.sh\"]"
+ \"exec_allow\": [\"$T/tick.sh\", \"$T/spew.sh\", \"$T/fail.sh\"]"
 done
 cp "$T/w1.json" "$T/c.json"
 
@@ -106,6 +116,22 @@ wait_for "t3 RUNNING" 15 state_is t3 RUNNING
 watch_go t3w t3 progress --json
 is "$st:$(grep -c '"type":"event"' "$T/t3w.log"):$(grep -c '"state":"END"' "$T/t3w.log")" "0:0:1" \
 	"an event filter (progress): no output events, still the END"
+submit_tick t3b 3 100
+wait_for "t3b RUNNING" 15 state_is t3b RUNNING
+watch_go t3bw t3b output --json
+is "$st:$(grep -c '"event":"output"' "$T/t3bw.log")" "0:3" "a filter (output) that keeps them"
+
+dtask watch t3b 'bad name' >"$T/bn.out" 2>"$T/bn.err"
+is "$?" 2 "an invalid event name: exit 2"
+like "$T/bn.err" 'invalid event name' "  saying so"
+
+# A failed task, its record cleaned at its end (clean_end): exit 1.
+dtask submit exec "{\"argv\":[\"$T/fail.sh\",\"ff\"]}" --id ff >/dev/null
+wait_for "ff RUNNING" 15 state_is ff RUNNING
+watch_go ffw ff
+is "$st" 1 "a task that fails: dtask watch exits 1"
+like "$T/ffw.log" '^-- END \(attempt 1\): exited with status 3$' "  its END line says why"
+like "$T/ffw.err" 'task ff failed: exited with status 3' "  and so does stderr"
 
 dtask watch no-such-task >"$T/u.out" 2>"$T/u.err"
 is "$?" 2 "an unknown id: exit 2"
@@ -132,7 +158,8 @@ kill -STOP "$(pid_of spw)"
 t0=$(_dt_now_ms)
 wait_for "sp ends while its watcher sleeps" 120 state_is sp END
 ok $? "the task ends although its watcher stopped reading ($(ms_since "$t0") ms)"
-like "$T/w1.log" 'watcher .*: .*dropping it' "the worker dropped the watcher that did not read"
+wait_log w1 'watcher .*: .*dropping it' 15
+ok $? "the worker dropped the watcher that did not read"
 kill -CONT "$(pid_of spw)"
 wait_for "the watcher exits" 30 eval '! running spw'
 like "$T/spw.log" '"state":"END"' "once woken it finds the END"
