@@ -31,10 +31,8 @@
 
 #include "client_internal.h"
 
-/* Record the failure code with a message; returns code. */
-static int fail(dtask_client *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(dtask_client *c, int code, const char *fmt, ...)
+/* Record the failure code with a message; returns code (client_internal.h). */
+int dt_client_fail(dtask_client *c, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -51,7 +49,7 @@ static void ok(dtask_client *c)
 static int check_id(dtask_client *c, const char *id)
 {
 	if (!id || !dt_id_valid(id, strlen(id)))
-		return fail(c, DTASK_EINVAL, "invalid task id \"%.140s\": 1-%d characters of "
+		return dt_client_fail(c, DTASK_EINVAL, "invalid task id \"%.140s\": 1-%d characters of "
 			    "[A-Za-z0-9_.:-] expected", id ? id : "(null)", DTASK_ID_MAX);
 	return 0;
 }
@@ -153,10 +151,10 @@ static int parse_data(dtask_client *c, const char *data, struct json_object **ou
 	*out = NULL;
 	size_t len = strlen(data);
 	if (len > (size_t)INT32_MAX - sizeof head - 2)
-		return fail(c, DTASK_EINVAL, "data is too large");
+		return dt_client_fail(c, DTASK_EINVAL, "data is too large");
 	char *probe = malloc(sizeof head + len + 2);
 	if (!probe)
-		return fail(c, DTASK_ENOMEM, "out of memory");
+		return dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	memcpy(probe, head, sizeof head - 1);
 	memcpy(probe + sizeof head - 1, data, len);
 	/* The '}' also ends a number json-c would wait on. */
@@ -167,15 +165,15 @@ static int parse_data(dtask_client *c, const char *data, struct json_object **ou
 	if (rc) {
 		free(probe);
 		if (rc == DTASK_EINVAL)
-			return fail(c, rc, "data is not valid JSON (%s)", why);
-		return fail(c, rc, "cannot check data: %s", why);
+			return dt_client_fail(c, rc, "data is not valid JSON (%s)", why);
+		return dt_client_fail(c, rc, "cannot check data: %s", why);
 	}
 	dt_item_free(&it);
 	struct json_object *o = json_tokener_parse(probe), *d = NULL;
 	free(probe);
 	if (!o || !json_object_object_get_ex(o, "data", &d)) {
 		json_object_put(o);
-		return fail(c, DTASK_ENOMEM, "out of memory");
+		return dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	}
 	*out = json_object_get(d);
 	json_object_put(o);
@@ -203,7 +201,7 @@ int dtask_submit(dtask_client *c, const char *function, const char *data,
 	if (id_out)
 		id_out[0] = '\0';
 	if (!function || !function[0])
-		return fail(c, DTASK_EINVAL, "no function given");
+		return dt_client_fail(c, DTASK_EINVAL, "no function given");
 	if (opts->id) {
 		int rc = check_id(c, opts->id);
 		if (rc)
@@ -212,7 +210,7 @@ int dtask_submit(dtask_client *c, const char *function, const char *data,
 	} else {
 		char u[DT_UUID_LEN + 1];
 		if (dt_uuid4(u))
-			return fail(c, DTASK_EIO, "no random bytes for a task id");
+			return dt_client_fail(c, DTASK_EIO, "no random bytes for a task id");
 		snprintf(id, sizeof id, "%s", u);
 	}
 	struct json_object *d = NULL;
@@ -224,7 +222,7 @@ int dtask_submit(dtask_client *c, const char *function, const char *data,
 	struct json_object *o = json_object_new_object();
 	if (!o) {
 		json_object_put(d);
-		return fail(c, DTASK_ENOMEM, "out of memory");
+		return dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	}
 	int bad = add(o, "id", json_object_new_string(id)) ||
 		  add(o, "function", json_object_new_string(function));
@@ -244,14 +242,14 @@ int dtask_submit(dtask_client *c, const char *function, const char *data,
 			  json_object_new_int(opts->max_attempts < 0 ? 0 : opts->max_attempts));
 	if (bad) {
 		json_object_put(o);
-		return fail(c, DTASK_ENOMEM, "out of memory");
+		return dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	}
 	size_t len = 0;
 	const char *txt = json_object_to_json_string_length(
 		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	if (!txt) {
 		json_object_put(o);
-		return fail(c, DTASK_ENOMEM, "out of memory");
+		return dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	}
 	/* The distributor's own check: what we queue is never a bad-task. */
 	dt_item it;
@@ -259,7 +257,7 @@ int dtask_submit(dtask_client *c, const char *function, const char *data,
 	int rc = dt_item_parse(txt, len, &it, why, sizeof why);
 	if (rc) {
 		json_object_put(o);
-		return fail(c, rc, "invalid task: %s", why);
+		return dt_client_fail(c, rc, "invalid task: %s", why);
 	}
 	dt_item_free(&it);
 	rc = dt_store_submit(c->store, txt, len, c->err, sizeof c->err);
@@ -279,14 +277,14 @@ int dtask_submit_many(dtask_client *c, const char *const *tasks_json, size_t n)
 		return 0;
 	}
 	if (!tasks_json)
-		return fail(c, DTASK_EINVAL, "no tasks given");
+		return dt_client_fail(c, DTASK_EINVAL, "no tasks given");
 	size_t *lens = malloc(n * sizeof *lens);
 	if (!lens)
-		return fail(c, DTASK_ENOMEM, "out of memory");
+		return dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		if (!tasks_json[i]) {
 			free(lens);
-			return fail(c, DTASK_EINVAL, "task %zu: NULL", i);
+			return dt_client_fail(c, DTASK_EINVAL, "task %zu: NULL", i);
 		}
 		lens[i] = strlen(tasks_json[i]);
 		dt_item it;
@@ -294,7 +292,7 @@ int dtask_submit_many(dtask_client *c, const char *const *tasks_json, size_t n)
 		int rc = dt_item_parse(tasks_json[i], lens[i], &it, why, sizeof why);
 		if (rc) {
 			free(lens);
-			return fail(c, rc, "task %zu: %s", i, why);
+			return dt_client_fail(c, rc, "task %zu: %s", i, why);
 		}
 		dt_item_free(&it);
 	}
@@ -316,7 +314,7 @@ int dtask_get(dtask_client *c, const char *id, struct json_object **record)
 	if ((rc = dt_store_record(c->store, "task", id, record, c->err, sizeof c->err)))
 		return rc;
 	if (!*record)
-		return fail(c, DTASK_ENOTFOUND, "no task %s", id);
+		return dt_client_fail(c, DTASK_ENOTFOUND, "no task %s", id);
 	ok(c);
 	return 0;
 }
@@ -347,7 +345,7 @@ static int records_array(dtask_client *c, const char *kind, const char *key, cha
 			names[m++] = names[i];
 	struct json_object **recs = calloc(m ? m : 1, sizeof *recs);
 	if (!recs)
-		return fail(c, DTASK_ENOMEM, "out of memory");
+		return dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	int rc = dt_store_records(c->store, kind, (const char *const *)names, m, recs, c->err,
 				  sizeof c->err);
 	if (rc) {
@@ -356,7 +354,7 @@ static int records_array(dtask_client *c, const char *kind, const char *key, cha
 	}
 	struct json_object *arr = json_object_new_array();
 	if (!arr)
-		rc = fail(c, DTASK_ENOMEM, "out of memory");
+		rc = dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	for (size_t i = 0; i < m; i++) {
 		struct json_object *r = recs[i];
 		recs[i] = NULL;
@@ -372,7 +370,7 @@ static int records_array(dtask_client *c, const char *kind, const char *key, cha
 		if (add(r, key, json_object_new_string(names[i])) ||
 		    json_object_array_add(arr, r)) {
 			json_object_put(r);
-			rc = fail(c, DTASK_ENOMEM, "out of memory");
+			rc = dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 		}
 	}
 	free(recs);
@@ -390,7 +388,7 @@ int dtask_list(dtask_client *c, const char *state, struct json_object **records)
 	*records = NULL;
 	if (state && strcmp(state, "QUEUED") && strcmp(state, "RUNNING") &&
 	    strcmp(state, "STOPPED") && strcmp(state, "END"))
-		return fail(c, DTASK_EINVAL, "invalid state \"%.40s\": QUEUED, RUNNING, STOPPED "
+		return dt_client_fail(c, DTASK_EINVAL, "invalid state \"%.40s\": QUEUED, RUNNING, STOPPED "
 			    "or END expected", state);
 	dt_strv a = { 0 }, b = { 0 };
 	int rc = dt_store_members(c->store, "tasks", &a, c->err, sizeof c->err);
@@ -398,7 +396,7 @@ int dtask_list(dtask_client *c, const char *state, struct json_object **records)
 		rc = dt_store_members(c->store, "end-task", &b, c->err, sizeof c->err);
 	char **names = NULL;
 	if (!rc && !(names = malloc((a.n + b.n + 1) * sizeof *names)))
-		rc = fail(c, DTASK_ENOMEM, "out of memory");
+		rc = dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	if (!rc) {
 		size_t n = 0;
 		for (size_t i = 0; i < a.n; i++)
@@ -422,7 +420,7 @@ int dtask_workers(dtask_client *c, struct json_object **workers)
 	int rc = dt_store_members(c->store, "workers", &a, c->err, sizeof c->err);
 	char **names = NULL;
 	if (!rc && !(names = malloc((a.n + 1) * sizeof *names)))
-		rc = fail(c, DTASK_ENOMEM, "out of memory");
+		rc = dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	if (!rc) {
 		size_t n = 0;
 		for (size_t i = 0; i < a.n; i++)
@@ -446,9 +444,9 @@ static int request(dtask_client *c, const char *id, const char *what)
 	if ((rc = dt_store_request(c->store, id, what, ans, sizeof ans, c->err, sizeof c->err)))
 		return rc;
 	if (!strcmp(ans, "skip none"))
-		return fail(c, DTASK_ENOTFOUND, "no task %s", id);
+		return dt_client_fail(c, DTASK_ENOTFOUND, "no task %s", id);
 	if (!strncmp(ans, "skip ", 5))
-		return fail(c, DTASK_ESTATE, "task %s is %s: %s", id, ans + 5,
+		return dt_client_fail(c, DTASK_ESTATE, "task %s is %s: %s", id, ans + 5,
 			    !strcmp(what, "stop") ? "only a RUNNING task can be stopped"
 						  : "an ended task cannot be cancelled");
 	ok(c);
@@ -477,10 +475,10 @@ int dtask_requeue(dtask_client *c, const char *id)
 		return rc;
 	if (r.status == DT_RQ_SKIP) {
 		if (!strcmp(r.state, "none"))
-			return fail(c, DTASK_ENOTFOUND, "no task %s", id);
+			return dt_client_fail(c, DTASK_ENOTFOUND, "no task %s", id);
 		if (!strcmp(r.state, "nodata"))
-			return fail(c, DTASK_ESTATE, "task %s has no task data to requeue", id);
-		return fail(c, DTASK_ESTATE, "task %s is %s: only a RUNNING or STOPPED task can "
+			return dt_client_fail(c, DTASK_ESTATE, "task %s has no task data to requeue", id);
+		return dt_client_fail(c, DTASK_ESTATE, "task %s is %s: only a RUNNING or STOPPED task can "
 			    "be requeued", id, r.state);
 	}
 	ok(c);
@@ -522,12 +520,12 @@ int dtask_wait(dtask_client *c, const char *id, int timeout_ms, int clean,
 			json_object_put(r);
 			seen = 1;
 		} else if (seen) {
-			return fail(c, DTASK_ENOTFOUND, "task %s ended and its record was cleaned "
+			return dt_client_fail(c, DTASK_ENOTFOUND, "task %s ended and its record was cleaned "
 				    "(submit it with keep_end to read its end)", id);
 		}
 		int64_t now = dt_mono_ms();
 		if (deadline >= 0 && now >= deadline)
-			return fail(c, DTASK_ETIMEDOUT, "task %s did not end within %d ms", id,
+			return dt_client_fail(c, DTASK_ETIMEDOUT, "task %s did not end within %d ms", id,
 				    timeout_ms);
 		int64_t p = pause;
 		if (deadline >= 0 && now + p > deadline)

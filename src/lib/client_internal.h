@@ -17,4 +17,9 @@ struct dtask_client {
 	char err[1024];
 };
 
+/* Record a failure: code with a message for dtask_client_error(); returns
+ * code. */
+int dt_client_fail(struct dtask_client *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif

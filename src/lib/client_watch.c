@@ -19,7 +19,6 @@
  */
 #include "build-config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,17 +36,6 @@
 #define WATCH_CHECK_MS 1000
 #define WATCH_CONNECT_TRIES 25 /* for one (worker, attempt), WATCH_POLL_MS apart */
 #define WATCH_REDIS_TRIES 25   /* Redis errors in a row, WATCH_POLL_MS apart */
-
-static int wfail(dtask_client *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int wfail(dtask_client *c, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof c->err, fmt, ap);
-	va_end(ap);
-	return code;
-}
 
 static const char *str_of(json_object *o, const char *key)
 {
@@ -100,7 +88,7 @@ static int watch_on(dtask_client *c, dt_link_opts *lo, const char *host, int por
 	char err[512];
 	int rc = dt_conn_connect(lo, host, port, &conn, err, sizeof err);
 	if (rc < 0)
-		return wfail(c, rc, "watcher listener %s:%d: %s", host, port, err);
+		return dt_client_fail(c, rc, "watcher listener %s:%d: %s", host, port, err);
 	if (dt_conn_send(conn, sub, strlen(sub)) < 0) {
 		dt_conn_free(conn);
 		return W_AGAIN;
@@ -133,7 +121,7 @@ static int watch_on(dtask_client *c, dt_link_opts *lo, const char *host, int por
 			/* "not running on this worker": it moved; look again.  Any
 			 * other refusal will not change by trying again. */
 			if (!why || !strstr(why, "is not running on this worker"))
-				result = wfail(c, DTASK_EPROTO, "worker %s:%d refused the watch: %s",
+				result = dt_client_fail(c, DTASK_EPROTO, "worker %s:%d refused the watch: %s",
 					       host, port, why ? why : "(no message)");
 			json_object_put(m);
 			break;
@@ -175,25 +163,25 @@ int dtask_watch(dtask_client *c, const char *id, const char *const *events, size
 		dtask_watch_fn fn, void *arg)
 {
 	if (!id || !dt_id_valid(id, strlen(id)))
-		return wfail(c, DTASK_EINVAL, "invalid task id \"%.140s\"", id ? id : "(null)");
+		return dt_client_fail(c, DTASK_EINVAL, "invalid task id \"%.140s\"", id ? id : "(null)");
 	if (!fn)
-		return wfail(c, DTASK_EINVAL, "no callback");
+		return dt_client_fail(c, DTASK_EINVAL, "no callback");
 	for (size_t i = 0; i < nevents; i++)
 		if (!events[i] || !dt_event_name_valid(events[i]))
-			return wfail(c, DTASK_EINVAL, "invalid event name \"%.80s\": 1-%d characters "
+			return dt_client_fail(c, DTASK_EINVAL, "invalid event name \"%.80s\": 1-%d characters "
 				     "of [A-Za-z0-9_.:-] expected", events[i] ? events[i] : "(null)",
 				     DT_EVENT_NAME_MAX);
 	const dt_config *cfg = c->conf;
 	char err[512];
 	dt_tls *tls = dt_tls_new(cfg->cert, NULL, cfg->ca, cfg->insecure, cfg->path, err, sizeof err);
 	if (!tls)
-		return wfail(c, DTASK_ECONFIG, "%s", err);
+		return dt_client_fail(c, DTASK_ECONFIG, "%s", err);
 	dt_link_opts lo = { tls, cfg->share_key, cfg->max_message, cfg->handshake_timeout,
 			    cfg->send_timeout };
 	char *sub = subscribe_msg(id, events, nevents);
 	if (!sub) {
 		dt_tls_free(tls);
-		return wfail(c, DTASK_ENOMEM, "out of memory");
+		return dt_client_fail(c, DTASK_ENOMEM, "out of memory");
 	}
 
 	int rc = 0, seen = 0, failures = 0, redis_errors = 0;
@@ -248,7 +236,7 @@ int dtask_watch(dtask_client *c, const char *id, const char *const *events, size
 		int port = p ? atoi(p) : 0;
 		if (!wrec || !host || port <= 0) {
 			json_object_put(wrec);
-			rc = wfail(c, DTASK_ECONNECT, "worker %s, which runs task %s, has no watcher "
+			rc = dt_client_fail(c, DTASK_ECONNECT, "worker %s, which runs task %s, has no watcher "
 				   "listener (no \"key\" in its configuration?)", worker, id);
 			break;
 		}

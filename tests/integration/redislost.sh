@@ -45,7 +45,7 @@ spawn tw-a "$TW" -c "$T/tw-a.json" -f
 wait_for "tw-a UP and connected" 15 worker_up tw-a && wait_for "d1 logs tw-a" 15 connected d1 tw-a
 ok $? "worker tw-a (Redis through the proxy) registers and connects"
 rcli LPUSH new-task '{"id":"ra","function":"wait","data":{"ms":600000},"clean_end":false}' >/dev/null
-rcli LPUSH new-task '{"id":"rb","function":"wait","data":{"ms":9000},"clean_end":false,"state_optional":true}' >/dev/null
+rcli LPUSH new-task '{"id":"rb","function":"wait","data":{"ms":15000},"clean_end":false,"state_optional":true}' >/dev/null
 wait_for "ra and rb on tw-a" 15 eval 'running_on ra tw-a 1 && running_on rb tw-a 1'
 ok $? "ra and rb (state_optional) run on tw-a"
 spawn tw-b "$TW" -c "$T/tw-b.json" -f
