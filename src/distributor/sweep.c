@@ -31,6 +31,7 @@
 #include "distributor.h"
 #include "dtask.h"
 #include "log.h"
+#include "proto.h"
 #include "store.h"
 #include "util.h"
 
@@ -196,11 +197,15 @@ static int sweep_stale(dist *d, dt_store *st, dt_batch *b, char *err, size_t err
 
 /* SPEC 5.4: for each worker that lost Redis, refresh (fenced, as its own
  * heartbeat would) the update of the tasks its last "health" listed, so
- * no sweep anywhere takes them for stale while it cannot. */
+ * no sweep anywhere takes them for stale while it cannot.  What the
+ * heartbeat answers for a task (request=stop or cancel, or a record that
+ * moved on to another attempt) goes to that worker as a "stop": it stops
+ * the copy and reports it, and the requeue honours the request. */
 static int relay_heartbeats(dist *d, dt_store *st, char *err, size_t errlen)
 {
 	size_t n = 0, cap = 0;
 	dt_task_ref *refs = NULL;
+	wlink **owner = NULL;
 	int rc = 0;
 	pthread_mutex_lock(&d->lock);
 	for (wlink *l = d->links; l && rc == 0; l = l->next) {
@@ -210,11 +215,14 @@ static int relay_heartbeats(dist *d, dt_store *st, char *err, size_t errlen)
 			if (n == cap) {
 				size_t ncap = cap ? 2 * cap : 64;
 				dt_task_ref *nr = realloc(refs, ncap * sizeof *nr);
-				if (!nr) {
+				if (nr)
+					refs = nr;
+				wlink **no = nr ? realloc(owner, ncap * sizeof *no) : NULL;
+				if (!nr || !no) {
 					rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
 					break;
 				}
-				refs = nr;
+				owner = no;
 				cap = ncap;
 			}
 			refs[n].id = strdup(l->listed.v[i].id);
@@ -223,23 +231,47 @@ static int relay_heartbeats(dist *d, dt_store *st, char *err, size_t errlen)
 				rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
 				break;
 			}
+			owner[n] = l;
+			l->refs++; /* its conn stays valid until unref */
 			n++;
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
+	int *res = n ? calloc(n, sizeof *res) : NULL;
 	if (rc == 0 && n > 0) {
-		int *res = calloc(n, sizeof *res);
 		if (!res)
 			rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
 		else
 			rc = dt_store_heartbeat(st, refs, n, res, err, errlen);
 		if (rc == 0)
 			log_debug("refreshed %zu task(s) for workers that lost Redis", n);
-		free(res);
 	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const char *why = res[i] == DT_HB_STOP     ? "request=stop"
+				  : res[i] == DT_HB_CANCEL ? "request=cancel"
+				  : res[i] == DT_HB_FENCED ? "its record moved on to another attempt"
+							   : NULL;
+		if (!why)
+			continue;
+		char msg[DT_ID_MAXLEN + 200];
+		int len = snprintf(msg, sizeof msg,
+				   "{\"type\":\"" DT_MSG_STOP "\",\"id\":\"%s\",\"attempt\":%lld,"
+				   "\"reason\":\"%s (relayed: the worker lost Redis)\"}",
+				   refs[i].id, (long long)refs[i].attempt, why);
+		if (len > 0 && (size_t)len < sizeof msg &&
+		    dt_conn_send(owner[i]->conn, msg, (size_t)len) == 0)
+			log_info("task %s attempt %lld: %s: stop sent to worker %s, which lost Redis",
+				 refs[i].id, (long long)refs[i].attempt, why, owner[i]->name);
+	}
+	free(res);
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < n; i++)
+		dt_link_unref(d, owner[i]);
+	pthread_mutex_unlock(&d->lock);
 	for (size_t i = 0; i < n; i++)
 		free((char *)refs[i].id);
 	free(refs);
+	free(owner);
 	return rc;
 }
 

@@ -5,7 +5,8 @@
 # state_optional is stopped and, with STOPPED unwritable, requeued at once
 # by the distributor (fenced) to run on the other worker; its
 # state_optional task goes on, its update refreshed by the distributor;
-# no run is sent to it meanwhile.  Once Redis is back ("redis_up") the
+# no run is sent to it meanwhile, and a cancel written in Redis reaches
+# its task through the distributor's relayed heartbeat.  Once Redis is back ("redis_up") the
 # state_optional task ends normally at its first attempt, the stopped
 # copy's late STOPPED is fenced, and nothing ran twice.
 # task_timeout is 30 s here, so no requeue can come from staleness.
@@ -14,7 +15,7 @@ TASK_TIMEOUT=30000
 . "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
-plan 18
+plan 20
 watchdog 180
 
 PROXY=$top_builddir/tests/tools/dt-proxy
@@ -32,7 +33,7 @@ P=$(dist_port d1)
 # tw-a reaches Redis only through the proxy.
 direct=$REDIS_PORT
 REDIS_PORT=$PROXY_PORT
-conf "$T/tw-a.json" tw-a "\"threads\": 2, \"distributors\": [[\"127.0.0.1\", $P]]"
+conf "$T/tw-a.json" tw-a "\"threads\": 3, \"distributors\": [[\"127.0.0.1\", $P]]"
 REDIS_PORT=$direct
 conf "$T/tw-b.json" tw-b "\"threads\": 2, \"distributors\": [[\"127.0.0.1\", $P]]"
 
@@ -46,8 +47,9 @@ wait_for "tw-a UP and connected" 15 worker_up tw-a && wait_for "d1 logs tw-a" 15
 ok $? "worker tw-a (Redis through the proxy) registers and connects"
 rcli LPUSH new-task '{"id":"ra","function":"wait","data":{"ms":600000},"clean_end":false}' >/dev/null
 rcli LPUSH new-task '{"id":"rb","function":"wait","data":{"ms":15000},"clean_end":false,"state_optional":true}' >/dev/null
-wait_for "ra and rb on tw-a" 15 eval 'running_on ra tw-a 1 && running_on rb tw-a 1'
-ok $? "ra and rb (state_optional) run on tw-a"
+rcli LPUSH new-task '{"id":"rd","function":"wait","data":{"ms":600000},"clean_end":false,"state_optional":true}' >/dev/null
+wait_for "ra, rb and rd on tw-a" 15 eval 'running_on ra tw-a 1 && running_on rb tw-a 1 && running_on rd tw-a 1'
+ok $? "ra, rb and rd (both state_optional) run on tw-a"
 spawn tw-b "$TW" -c "$T/tw-b.json" -f
 wait_for "tw-b connected" 15 connected d1 tw-b
 ok $? "worker tw-b (Redis direct) connects"
@@ -72,6 +74,12 @@ rcli LPUSH new-task '{"id":"rc","function":"count","clean_end":false}' >/dev/nul
 wait_for "rc ends" 15 state_is rc END
 is "$(field rc worker)" tw-b "a new task goes to tw-b, not to tw-a"
 unlike "$T/d1.log" 'worker tw-a rejected task rc' "d1 did not even offer it to tw-a"
+# A cancel during the outage: d1's relayed heartbeat reads it and tells tw-a.
+rcli HSET task-rd request cancel >/dev/null
+wait_for "rd ends cancelled" 15 eval '[ "$(field rd state):$(field rd error)" = END:cancelled ]'
+ok $? "rd, cancelled while tw-a is cut off, ends END \"cancelled\" at once"
+like "$T/d1.log" 'task rd attempt 1: request=cancel: stop sent to worker tw-a' \
+	"  through d1, which relays the request to tw-a"
 
 # -- mend
 kill -USR2 "$(pid_of proxy)"
