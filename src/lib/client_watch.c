@@ -10,7 +10,8 @@
  *   worker when the task ends there (state END: done), stops there
  *   (STOPPED: it will be requeued), is not found there, or when the
  *   connection closes (the worker died); then it reads the record again
- *   and follows the task wherever it runs next.  While no worker runs it
+ *   and follows the task wherever it runs next.  It says "health" to the
+ *   worker every health_interval, as a worker does to a distributor.  While no worker runs it
  *   (QUEUED, STOPPED, or no record yet), it polls the record every
  *   WATCH_POLL_MS.  A silent connection is checked against Redis every
  *   second, so a hung worker whose task moved on is left too.
@@ -80,9 +81,9 @@ enum { W_AGAIN, W_DONE, W_STOPPED_BY_FN };
 
 /* Watch on one worker until the task leaves it.  W_DONE after END,
  * W_STOPPED_BY_FN, W_AGAIN to look again, or an error. */
-static int watch_on(dtask_client *c, dt_link_opts *lo, const char *host, int port,
-		    const char *id, long long attempt, const char *sub, dtask_watch_fn fn,
-		    void *arg)
+static int watch_on(dtask_client *c, dt_link_opts *lo, int health_ms, const char *host,
+		    int port, const char *id, long long attempt, const char *sub,
+		    dtask_watch_fn fn, void *arg)
 {
 	dt_conn *conn = NULL;
 	char err[512];
@@ -94,10 +95,26 @@ static int watch_on(dtask_client *c, dt_link_opts *lo, const char *host, int por
 		return W_AGAIN;
 	}
 	int result = W_AGAIN;
+	static const char health[] = "{\"type\":\"health\"}";
+	int64_t next_health = dt_mono_ms() + health_ms, last_rx = dt_mono_ms();
 	for (;;) {
+		/* Our "health" every health_interval, however busy the task is:
+		 * the worker drops a watcher it has not heard from. */
+		int64_t now = dt_mono_ms();
+		if (now >= next_health) {
+			if (dt_conn_send(conn, health, sizeof health - 1) < 0)
+				break; /* the link is gone: look again */
+			next_health = now + health_ms;
+		}
+		int64_t wait = next_health - now;
+		if (wait > WATCH_CHECK_MS)
+			wait = WATCH_CHECK_MS;
 		json_object *m = NULL;
-		rc = dt_conn_recv_msg(conn, WATCH_CHECK_MS, &m, err, sizeof err);
+		rc = dt_conn_recv_msg(conn, (int)wait, &m, err, sizeof err);
 		if (rc == DTASK_ETIMEDOUT) {
+			if (dt_mono_ms() - last_rx < WATCH_CHECK_MS)
+				continue;
+			last_rx = dt_mono_ms();
 			/* Silent: has the task moved on without us? */
 			json_object *rec = NULL;
 			if (dtask_get(c, id, &rec) < 0) {
@@ -115,6 +132,7 @@ static int watch_on(dtask_client *c, dt_link_opts *lo, const char *host, int por
 			continue; /* a line we cannot read: skip it */
 		if (rc < 0)
 			break;    /* closed: the worker went; look again */
+		last_rx = dt_mono_ms();
 		const char *type = str_of(m, "type");
 		if (!strcmp(type, "error")) {
 			const char *why = str_of(m, "message");
@@ -250,7 +268,7 @@ int dtask_watch(dtask_client *c, const char *id, const char *const *events, size
 			failures = 0;
 		snprintf(last_worker, sizeof last_worker, "%s", worker);
 		last_attempt = attempt;
-		rc = watch_on(c, &lo, h, port, id, attempt, sub, fn, arg);
+		rc = watch_on(c, &lo, cfg->health_interval, h, port, id, attempt, sub, fn, arg);
 		if (rc == W_DONE) {
 			rc = 0;
 			break;

@@ -412,17 +412,26 @@ static void serve(dt_conn *c, void *arg)
 	pthread_mutex_unlock(&wt->lock);
 	log_info("watcher %s connected", dt_conn_peer(c));
 
+	/* A watcher says "health" every health_interval: one silent for
+	 * health_interval x health_misses is gone (or hung), and is dropped. */
+	const dt_config *cfg = wt->w->cfg;
+	int silence = cfg->health_interval * cfg->health_misses;
 	for (;;) {
 		json_object *m = NULL;
-		int rc = dt_conn_recv_msg(c, -1, &m, err, sizeof err);
+		int rc = dt_conn_recv_msg(c, silence, &m, err, sizeof err);
 		if (rc == DTASK_EPROTO) {
 			dt_conn_send_error(c, "%s", err);
 			continue;
 		}
+		if (rc == DTASK_ETIMEDOUT)
+			log_warn("watcher %s: nothing received for %d ms: dropping it", dt_conn_peer(c),
+				 silence);
 		if (rc < 0)
 			break;
 		const char *type = get_str(m, "type");
-		if (strcmp(type, "subscribe") == 0) {
+		if (strcmp(type, "health") == 0) {
+			/* alive: nothing to do */
+		} else if (strcmp(type, "subscribe") == 0) {
 			on_subscribe(wt, s, m);
 		} else if (strcmp(type, "unsubscribe") == 0) {
 			const char *id = get_str(m, "id");
