@@ -135,7 +135,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dtask-distributor: %s\n", err);
 		goto out_tls;
 	}
-	pthread_mutex_init(&d->lock, NULL);
+	dt_mutex_init_hot(&d->lock);
 	dt_cond_init_monotonic(&d->slots);
 	dt_cond_init_monotonic(&d->hcond);
 	pthread_cond_init(&d->unref, NULL);

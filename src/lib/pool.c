@@ -10,14 +10,20 @@
  *   Threads: the pool threads take jobs; any thread submits, counts free
  *   slots and stops; the owner starts, joins and frees.
  *   Locks: p->lock only, a leaf: it guards every field below "lock" and is
- *   never held while a job runs nor while taking another lock.  Threads
- *   wait on p->cond in a predicate loop (a job queued, or stopping), and
- *   stop broadcasts it.
+ *   never held while a job runs nor while taking another lock.
+ *   Waking: a thread with nothing to do parks itself on the idle stack and
+ *   waits on its own semaphore; whoever queues jobs pops one parked thread
+ *   a job and posts its semaphore after the unlock (stop posts them all).
+ *   A popped thread is woken exactly once, and a thread that is not
+ *   parked takes a queued job before it parks again.  (Not a condition
+ *   variable: glibc marks the mutex contended when pthread_cond_wait()
+ *   takes it back, so every wait cost one more futex wake at the unlock.)
  */
 #include "build-config.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,6 +41,7 @@ struct pool_slot {
 	int created;
 	int detached;
 	int state; /* enum slot_state, under p->lock */
+	sem_t wake; /* posted once each time it is popped off the idle stack */
 };
 
 struct pool_job {
@@ -47,7 +54,8 @@ struct dt_pool {
 	struct pool_slot *slots;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	struct pool_slot **parked; /* the idle stack: n entries */
+	int nparked;
 	struct pool_job *q; /* ring of n entries */
 	int qhead, qlen;
 	int idle;           /* threads not inside a job */
@@ -71,14 +79,20 @@ int dt_pool_new(int threads, dt_pool **out)
 	p->n = threads;
 	p->slots = calloc((size_t)threads, sizeof *p->slots);
 	p->q = calloc((size_t)threads, sizeof *p->q);
-	if (!p->slots || !p->q) {
+	p->parked = calloc((size_t)threads, sizeof *p->parked);
+	int nsem = 0;
+	while (p->slots && nsem < threads && sem_init(&p->slots[nsem].wake, 0, 0) == 0)
+		nsem++;
+	if (!p->slots || !p->q || !p->parked || nsem < threads) {
+		for (int i = 0; i < nsem; i++)
+			sem_destroy(&p->slots[i].wake);
 		free(p->slots);
 		free(p->q);
+		free(p->parked);
 		free(p);
 		return DTASK_ENOMEM;
 	}
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
+	dt_mutex_init_hot(&p->lock);
 	p->idle = threads;
 	*out = p;
 	return 0;
@@ -91,8 +105,14 @@ static void *pool_thread(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (p->qlen == 0 && !p->stopping)
-			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->qlen == 0 && !p->stopping) {
+			p->parked[p->nparked++] = s;
+			pthread_mutex_unlock(&p->lock);
+			while (sem_wait(&s->wake) != 0 && errno == EINTR)
+				;
+			pthread_mutex_lock(&p->lock);
+			continue; /* popped: whoever did it may have queued a job */
+		}
 		if (p->qlen == 0 || p->abandon)
 			break;
 		struct pool_job job = p->q[p->qhead];
@@ -149,19 +169,38 @@ int dt_pool_size(const dt_pool *p)
 	return p->n;
 }
 
-/* Under p->lock: queue job(arg) and wake a thread for it. */
+/* Under p->lock: queue job(arg).  The caller wakes a thread for it once
+ * the lock is released (a thread woken under the lock would only block on
+ * it again). */
 static void enqueue_locked(dt_pool *p, dt_pool_job job, void *arg)
 {
 	int tail = (p->qhead + p->qlen) % p->n;
 	p->q[tail].fn = job;
 	p->q[tail].arg = arg;
 	p->qlen++;
-	pthread_cond_signal(&p->cond);
+}
+
+/* Under p->lock, after queueing n jobs (n < 0: stopping, all): pop up to
+ * that many parked threads into out[]; the caller posts them with wake()
+ * once the lock is released. */
+static int pop_parked(dt_pool *p, int n, struct pool_slot **out)
+{
+	int k = 0;
+	while ((n < 0 || k < n) && p->nparked > 0)
+		out[k++] = p->parked[--p->nparked];
+	return k;
+}
+
+static void wake(struct pool_slot **v, int k)
+{
+	for (int i = 0; i < k; i++)
+		sem_post(&v[i]->wake);
 }
 
 int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg)
 {
-	int rc = 0;
+	int rc = 0, nwake = 0;
+	struct pool_slot *w[1];
 	pthread_mutex_lock(&p->lock);
 	if (!p->started || p->stopping) {
 		rc = DTASK_ESTOPPED;
@@ -169,8 +208,10 @@ int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg)
 		rc = DTASK_EBUSY;
 	} else {
 		enqueue_locked(p, job, arg);
+		nwake = pop_parked(p, 1, w);
 	}
 	pthread_mutex_unlock(&p->lock);
+	wake(w, nwake);
 	return rc;
 }
 
@@ -188,19 +229,33 @@ int dt_pool_try_reserve(dt_pool *p)
 	return rc;
 }
 
-int dt_pool_submit_reserved(dt_pool *p, dt_pool_job job, void *arg)
+int dt_pool_submit_reserved(dt_pool *p, dt_pool_job job, void **args, size_t n)
 {
-	int rc = 0;
+	size_t done = 0;
+	struct pool_slot *local[32], **w = local;
+	if (n > 32 && !(w = malloc(n * sizeof *w)))
+		w = NULL;
 	pthread_mutex_lock(&p->lock);
-	if (p->reserved > 0)
-		p->reserved--;
-	if (p->abandon || p->qlen >= p->n) {
-		rc = DTASK_ESTOPPED;
-	} else {
-		enqueue_locked(p, job, arg);
+	for (; done < n; done++) {
+		if (p->reserved > 0)
+			p->reserved--;
+		if (p->abandon || p->qlen >= p->n)
+			break;
+		enqueue_locked(p, job, args[done]);
 	}
+	if (!w) {
+		/* No memory for the list: post them under the lock. */
+		for (size_t i = 0; i < done && p->nparked > 0; i++)
+			sem_post(&p->parked[--p->nparked]->wake);
+		pthread_mutex_unlock(&p->lock);
+		return (int)done;
+	}
+	int nwake = pop_parked(p, (int)done, w);
 	pthread_mutex_unlock(&p->lock);
-	return rc;
+	wake(w, nwake);
+	if (w != local)
+		free(w);
+	return (int)done;
 }
 
 void dt_pool_unreserve(dt_pool *p)
@@ -228,11 +283,19 @@ int dt_pool_free_slots_seq(dt_pool *p, long long *seq)
 	return n < 0 ? 0 : n;
 }
 
+/* Under p->lock, once stopping is set (no thread parks again): wake every
+ * parked thread. */
+static void wake_all_locked(dt_pool *p)
+{
+	while (p->nparked > 0)
+		sem_post(&p->parked[--p->nparked]->wake);
+}
+
 void dt_pool_stop(dt_pool *p)
 {
 	pthread_mutex_lock(&p->lock);
 	p->stopping = 1;
-	pthread_cond_broadcast(&p->cond);
+	wake_all_locked(p);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -252,7 +315,7 @@ int dt_pool_join(dt_pool *p, int abandon_busy)
 			}
 		}
 	}
-	pthread_cond_broadcast(&p->cond);
+	wake_all_locked(p);
 	int detached = p->detached;
 	pthread_mutex_unlock(&p->lock);
 
@@ -285,8 +348,10 @@ void dt_pool_free(dt_pool *p)
 		if (alive)
 			return;
 	}
-	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
+	for (int i = 0; i < p->n; i++)
+		sem_destroy(&p->slots[i].wake);
+	free(p->parked);
 	free(p->slots);
 	free(p->q);
 	free(p);

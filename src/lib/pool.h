@@ -39,13 +39,14 @@ int dt_pool_try_submit(dt_pool *p, dt_pool_job job, void *arg);
  * Two-step submit, so that a thread is woken once, when its job may run:
  * dt_pool_try_reserve() promises a slot (0; DTASK_EBUSY / DTASK_ESTOPPED
  * as dt_pool_try_submit), which counts as taken from then on; later
- * dt_pool_submit_reserved() hands the job over (accepted even after
- * dt_pool_stop(), as an accepted job is: call it before dt_pool_join();
- * DTASK_ESTOPPED, job not taken, only once join abandoned the queue), or
- * dt_pool_unreserve() gives the slot back.
+ * dt_pool_submit_reserved() hands over n jobs, job(args[i]), one
+ * reserved slot each, under one lock and with one wake-up per job at most
+ * (accepted even after dt_pool_stop(), as an accepted job is: call it
+ * before dt_pool_join()); it returns how many it took, fewer than n only
+ * once join abandoned the queue.  dt_pool_unreserve() gives a slot back.
  */
 int dt_pool_try_reserve(dt_pool *p);
-int dt_pool_submit_reserved(dt_pool *p, dt_pool_job job, void *arg);
+int dt_pool_submit_reserved(dt_pool *p, dt_pool_job job, void **args, size_t n);
 void dt_pool_unreserve(dt_pool *p);
 /* Idle threads minus accepted jobs not yet started and reserved slots
  * (0 once stopped). */

@@ -244,7 +244,7 @@ int dt_task_new(const char *id, int64_t attempt, const char *function, const cha
 	t->attempt = attempt;
 	t->state_optional = state_optional;
 	t->link = -1;
-	pthread_mutex_init(&t->lock, NULL);
+	dt_mutex_init_hot(&t->lock);
 	if (dt_cond_init_monotonic(&t->cond) != 0) {
 		pthread_mutex_destroy(&t->lock);
 		free(t);

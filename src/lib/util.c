@@ -38,6 +38,21 @@ void dt_deadline(struct timespec *ts, int64_t ms)
 	}
 }
 
+void dt_mutex_init_hot(pthread_mutex_t *m)
+{
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+	pthread_mutexattr_t a;
+	if (pthread_mutexattr_init(&a) == 0) {
+		int ok = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP) == 0 &&
+			 pthread_mutex_init(m, &a) == 0;
+		pthread_mutexattr_destroy(&a);
+		if (ok)
+			return;
+	}
+#endif
+	pthread_mutex_init(m, NULL);
+}
+
 int dt_cond_init_monotonic(pthread_cond_t *cond)
 {
 	pthread_condattr_t a;

@@ -19,6 +19,11 @@ struct timespec;
 void dt_deadline(struct timespec *ts, int64_t ms_from_now);
 #include <pthread.h>
 int dt_cond_init_monotonic(pthread_cond_t *cond);
+/* A mutex taken by many threads for a few instructions at a time (the
+ * pool's, the worker's, the distributor's): it spins briefly before it
+ * sleeps where the C library can (glibc's adaptive type), else a plain
+ * one. */
+void dt_mutex_init_hot(pthread_mutex_t *m);
 void dt_sleep_ms(int64_t ms);
 
 /* snprintf into an error buffer, never overflowing; returns code so callers

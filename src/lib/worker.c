@@ -99,7 +99,7 @@ dtask_worker *dtask_worker_new(const char *config_path, char **errmsg)
 	if (!(w = calloc(1, sizeof *w)))
 		goto nomem;
 	w->cfg = cfg;
-	pthread_mutex_init(&w->lock, NULL);
+	dt_mutex_init_hot(&w->lock);
 	if (dt_cond_init_monotonic(&w->state_cond) || dt_cond_init_monotonic(&w->drain_cond) ||
 	    dt_cond_init_monotonic(&w->health_cond) || sem_init(&w->shutdown_sem, 0, 0) != 0) {
 		free(w);
@@ -307,9 +307,15 @@ static void run_task(void *arg)
 	else
 		w->done_head = t;
 	w->done_tail = t;
-	pthread_cond_signal(&w->state_cond);
-	pthread_cond_broadcast(&w->drain_cond);
+	int draining = w->draining, wake = w->state_waits;
+	w->state_waits = 0;
 	pthread_mutex_unlock(&w->lock);
+	/* Only the first end of a batch wakes the state thread, and after the
+	 * unlock, so that it does not block on w->lock at once. */
+	if (wake)
+		pthread_cond_signal(&w->state_cond);
+	if (draining)
+		pthread_cond_broadcast(&w->drain_cond);
 }
 
 
@@ -391,13 +397,15 @@ const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup)
 	return reason;
 }
 
-void dt_worker_start(dtask_worker *w, dtask *t)
+void dt_worker_start(dtask_worker *w, dtask **v, size_t n)
 {
-	dt_task_release(t);
-	if (dt_pool_submit_reserved(w->pool, run_task, t) < 0) {
+	for (size_t i = 0; i < n; i++)
+		dt_task_release(v[i]);
+	int took = dt_pool_submit_reserved(w->pool, run_task, (void **)v, n);
+	for (size_t i = (size_t)(took < 0 ? 0 : took); i < n; i++) {
 		/* Only once the pool abandoned its queue at exit: it never runs. */
-		log_error("task %s attempt %lld: the task threads are gone: not run", t->id,
-			  (long long)t->attempt);
+		log_error("task %s attempt %lld: the task threads are gone: not run", v[i]->id,
+			  (long long)v[i]->attempt);
 	}
 }
 
@@ -431,13 +439,15 @@ int dt_worker_stop_link_tasks(dtask_worker *w, int link, int kind)
 	return found;
 }
 
-void dt_worker_table_remove(dtask_worker *w, const dtask *t)
+void dt_worker_table_remove(dtask_worker *w, dtask *const *v, size_t n)
 {
 	pthread_mutex_lock(&w->lock);
-	for (size_t i = 0; i < w->n_tasks; i++) {
-		if (w->tasks[i] == t) {
-			w->tasks[i] = w->tasks[--w->n_tasks];
-			break;
+	for (size_t k = 0; k < n; k++) {
+		for (size_t i = 0; i < w->n_tasks; i++) {
+			if (w->tasks[i] == v[k]) {
+				w->tasks[i] = w->tasks[--w->n_tasks];
+				break;
+			}
 		}
 	}
 	pthread_mutex_unlock(&w->lock);

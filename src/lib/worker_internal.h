@@ -105,6 +105,9 @@ struct dtask_worker {
 	/* Under lock. */
 	pthread_mutex_t lock;
 	pthread_cond_t state_cond;  /* monotonic: ends queued, final, ticks */
+	int state_waits;            /* the state thread waits on state_cond:
+				     * the first end to come wakes it, the
+				     * others need not (one wake-up a batch) */
 	pthread_cond_t drain_cond;  /* monotonic: a task returned */
 	pthread_cond_t health_cond; /* monotonic: the health interval, stop */
 	dtask **tasks;              /* the running table, keyed by (id, attempt) */
@@ -139,13 +142,14 @@ dt_free_report dt_worker_free_report(dtask_worker *w);
 /* Take a run: under w->lock, refuse it when draining (DT_REJECT_DRAINING)
  * or when no pool thread is free (DT_REJECT_FULL); else add it to the
  * running table and reserve a pool slot for it (the job is handed to the
- * pool by dt_worker_start(), once "started" is sent).  NULL when accepted, else the reject reason.
+ * pool by dt_worker_start(), once the link has read its batch of runs).
+ * NULL when accepted, else the reject reason.
  * *dup = 1 (and NULL) when that (id, attempt) already runs here: nothing
  * is done and the caller keeps t. */
 const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup);
-/* Let an accepted task begin ("started" is sent): release it and hand it
- * to the pool thread reserved for it by dt_worker_accept(). */
-void dt_worker_start(dtask_worker *w, dtask *t);
+/* Let n accepted tasks begin: release them and hand them to the pool
+ * threads reserved for them by dt_worker_accept(), under one pool lock. */
+void dt_worker_start(dtask_worker *w, dtask **v, size_t n);
 /* Ask every task with that id (and attempt, unless < 0) to stop; the
  * number of tasks found. */
 int dt_worker_stop_task(dtask_worker *w, const char *id, int64_t attempt, int kind);
@@ -156,8 +160,8 @@ int dt_worker_stop_link_tasks(dtask_worker *w, int link, int kind);
  * Any thread; coalesced: while one thread sends, another only marks it
  * dirty and the sender sends again with the newest count. */
 void dt_worker_send_free(dtask_worker *w);
-/* Remove t from the running table (state thread). */
-void dt_worker_table_remove(dtask_worker *w, const dtask *t);
+/* Remove v[0..n) from the running table, under one lock (state thread). */
+void dt_worker_table_remove(dtask_worker *w, dtask *const *v, size_t n);
 /*
  * {"type":type,["load":load,]"free":free,"tasks":[[id,attempt],...]} as
  * one line of text (malloc'd, no newline; *len its length), for n tasks.

@@ -403,9 +403,21 @@ static void batch_flush(dt_link *l, dt_conn *c, batch *b)
 {
 	if (b->n == 0 && b->outlen == 0)
 		return;
-	for (size_t i = 0; i < b->n; i++)
-		if (b->v[i].release)
-			dt_worker_start(l->w, b->v[i].release);
+	if (b->n > 0) {
+		dtask **go = malloc(b->n * sizeof *go);
+		size_t ngo = 0;
+		for (size_t i = 0; i < b->n; i++) {
+			if (!b->v[i].release)
+				continue;
+			if (go)
+				go[ngo++] = b->v[i].release;
+			else
+				dt_worker_start(l->w, &b->v[i].release, 1);
+		}
+		if (ngo)
+			dt_worker_start(l->w, go, ngo);
+		free(go);
+	}
 	if (b->n > 0) {
 		const char **ids = malloc(b->n * sizeof *ids);
 		int64_t *attempts = malloc(b->n * sizeof *attempts);
@@ -520,7 +532,7 @@ static void on_run(dt_link *l, dt_conn *c, batch *b, json_object *m, const char 
 	}
 	if (batch_add(b, id, attempt, t) < 0) {
 		/* Cannot remember it for "started": let it run anyway. */
-		dt_worker_start(w, t);
+		dt_worker_start(w, &t, 1);
 	}
 }
 

@@ -316,8 +316,7 @@ static int finish_batch(state *st, dtask **v, size_t n)
 				 dt_stop_kind_name(kind[i]));
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		dt_worker_table_remove(w, v[i]);
+	dt_worker_table_remove(w, v, n);
 	/* Watchers learn the end once it is written (and only after the task
 	 * left the table: see on_subscribe in watch.c). */
 	for (size_t i = 0; i < n; i++) {
@@ -562,7 +561,7 @@ static void final_pass(state *st)
 				  "distributors' sweeps will requeue those tasks", w->name,
 				  st->n_pending);
 			for (size_t i = 0; i < st->n_pending; i++) {
-				dt_worker_table_remove(w, st->pending[i]);
+				dt_worker_table_remove(w, &st->pending[i], 1);
 				if (!st->pending[i]->abandoned)
 					dt_task_free(st->pending[i]);
 			}
@@ -604,7 +603,9 @@ void *dt_state_main(void *arg)
 				break;
 			struct timespec deadline;
 			dt_deadline(&deadline, left);
+			w->state_waits = 1;
 			pthread_cond_timedwait(&w->state_cond, &w->lock, &deadline);
+			w->state_waits = 0;
 		}
 		dtask *done = w->done_head;
 		w->done_head = w->done_tail = NULL;

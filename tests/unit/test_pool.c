@@ -1,6 +1,8 @@
 /* test_pool - the task thread pool (pool.c): free slots, try_submit when
- * full fails at once, stop runs what was accepted and joins every thread,
- * and a stuck job's thread is detached when abandoned. */
+ * full fails at once, reserved jobs handed over in one batch each get a
+ * thread of their own, no wake-up is lost under a stream of short jobs,
+ * stop runs what was accepted and joins every thread, and a stuck job's
+ * thread is detached when abandoned. */
 #include "build-config.h"
 
 #include <pthread.h>
@@ -64,12 +66,49 @@ static int ran_is(void *arg)
 	return atomic_load(&ran) == (int)(intptr_t)arg;
 }
 
+static int entered_is(void *arg)
+{
+	return atomic_load(&entered) == (int)(intptr_t)arg;
+}
+
+static void quick_job(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&ran, 1);
+}
+
+/* Hand over n short jobs in batches of 1..8 as slots come free, the way
+ * the worker's link does (reserve each, then one submit for the batch).
+ * A lost wake-up leaves a job queued with every thread parked: the slots
+ * never come back and this gives up after ~5 s. */
+static int stream(dt_pool *p, int n)
+{
+	void *args[8] = { 0 };
+	int sent = 0, spins = 0;
+	while (sent < n) {
+		int want = 1 + sent % 8, k = 0;
+		while (k < want && sent + k < n && dt_pool_try_reserve(p) == 0)
+			k++;
+		if (k == 0) {
+			if (++spins > 5000)
+				return sent;
+			dt_sleep_ms(1);
+			continue;
+		}
+		spins = 0;
+		if (dt_pool_submit_reserved(p, quick_job, args, (size_t)k) != k)
+			return sent;
+		sent += k;
+	}
+	return sent;
+}
+
 int main(void)
 {
 	char err[256];
 	dt_pool *p;
 
-	tap_plan(22);
+	tap_plan(29);
 
 	/* ---- default size */
 	int rc = dt_pool_new(0, &p);
@@ -93,6 +132,26 @@ int main(void)
 	ok(wait_for(slots_are, arg3), "3 free slots again");
 	is_int(dt_pool_try_submit(p, sleepy_job, (void *)1), 0, "a slot is taken again");
 	ok(wait_for(ran_is, (void *)4), "and runs");
+
+	/* ---- reserved, then handed over in one batch: a thread each */
+	atomic_store(&ran, 0);
+	atomic_store(&entered, 0);
+	set_gate(0);
+	int got = 0;
+	for (int i = 0; i < 3; i++)
+		got += dt_pool_try_reserve(p) == 0;
+	is_int(got, 3, "3 slots reserved");
+	is_int(dt_pool_try_reserve(p), DTASK_EBUSY, "a 4th reservation fails (full)");
+	void *none[3] = { 0 };
+	is_int(dt_pool_submit_reserved(p, gated_job, none, 3), 3, "the 3 handed over in one call");
+	ok(wait_for(entered_is, (void *)3), "all 3 run at once, each on its own thread");
+	set_gate(1);
+	ok(wait_for(ran_is, (void *)3) && wait_for(slots_are, arg3), "they end and free their slots");
+
+	/* ---- a stream of short jobs: no wake-up lost */
+	atomic_store(&ran, 0);
+	is_int(stream(p, 20000), 20000, "20,000 short jobs handed over in batches of 1 to 8");
+	ok(wait_for(ran_is, (void *)20000), "every one ran (%d)", atomic_load(&ran));
 
 	/* ---- stop joins every thread after running what was accepted */
 	atomic_store(&ran, 0);
@@ -124,5 +183,5 @@ int main(void)
 	dt_sleep_ms(50); /* let it exit */
 	dt_pool_free(p); /* freed now that the detached thread is gone */
 	ok(1, "freed after the detached thread exited");
-	return tap_done(22);
+	return tap_done(29);
 }
