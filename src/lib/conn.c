@@ -35,6 +35,9 @@ struct dt_conn {
 	size_t max_message;
 	atomic_int down;         /* shut down: every later I/O fails */
 	dt_frame rx;             /* reader only */
+	char *ra;                /* reader only: bytes read ahead from the */
+	size_t ra_start, ra_len; /* socket, not yet pulled by GnuTLS */
+	json_tokener *tok;       /* reader only: dt_conn_recv_msg() */
 	pthread_mutex_t send_lock;
 	int send_dead;           /* under send_lock */
 	char *sbuf;              /* under send_lock: message + '\n' */
@@ -62,6 +65,9 @@ static void conn_release(dt_conn *c)
 	if (c->s)
 		gnutls_deinit(c->s);
 	dt_frame_free(&c->rx);
+	free(c->ra);
+	if (c->tok)
+		json_tokener_free(c->tok);
 	pthread_mutex_destroy(&c->send_lock);
 	free(c->sbuf);
 	free(c);
@@ -73,17 +79,52 @@ static void conn_release(dt_conn *c)
  * must not be used on a stream: one that expires in the middle of a record
  * throws away the part already read, the stream is out of step from then
  * on, and the next record fails to decrypt (seen with GnuTLS 3.7.9 when a
- * loaded peer's record arrived in pieces around a health deadline). */
+ * loaded peer's record arrived in pieces around a health deadline).
+ * It reads ahead: GnuTLS asks for a record's 5-byte header, then for its
+ * body, and one recv(2) of up to DT_READ_AHEAD bytes serves both, and the
+ * records behind them. */
+#define DT_READ_AHEAD 32768
+
 static ssize_t pull_nowait(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 {
-	return recv((int)(intptr_t)ptr, buf, len, MSG_DONTWAIT);
+	dt_conn *c = ptr;
+	if (c->ra_len == 0) {
+		ssize_t n = recv(c->fd, c->ra, DT_READ_AHEAD, MSG_DONTWAIT);
+		if (n <= 0) {
+			if (n < 0)
+				gnutls_transport_set_errno(c->s, errno);
+			return n;
+		}
+		c->ra_start = 0;
+		c->ra_len = (size_t)n;
+	}
+	if (len > c->ra_len)
+		len = c->ra_len;
+	memcpy(buf, c->ra + c->ra_start, len);
+	c->ra_start += len;
+	c->ra_len -= len;
+	return (ssize_t)len;
+}
+
+/* A whole TLS record read ahead (so the next receive needs no wait). */
+static int ra_has_record(const dt_conn *c)
+{
+	if (c->ra_len < 5)
+		return 0;
+	const unsigned char *h = (const unsigned char *)c->ra + c->ra_start;
+	return c->ra_len >= 5 + (((size_t)h[3] << 8) | h[4]);
 }
 
 /* After the handshake (which keeps GnuTLS's blocking pull and its own
- * handshake timeout): every later receive goes through pull_nowait. */
-static void reader_setup(dt_conn *c)
+ * handshake timeout): every later receive goes through pull_nowait, which
+ * reads with the connection as its pointer; sends keep the socket. */
+static int reader_setup(dt_conn *c, char *err, size_t errlen)
 {
+	if (!(c->ra = malloc(DT_READ_AHEAD)))
+		return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+	gnutls_transport_set_ptr2(c->s, c, (gnutls_transport_ptr_t)(intptr_t)c->fd);
 	gnutls_transport_set_pull_function(c->s, pull_nowait);
+	return 0;
 }
 
 static int link_setup(const dt_link_opts *o, char *err, size_t errlen)
@@ -113,7 +154,8 @@ int dt_conn_connect(const dt_link_opts *o, const char *host, int port, dt_conn *
 		goto fail;
 	if ((rc = dt_tls_handshake(c->s, o->handshake_timeout, err, errlen)) < 0)
 		goto fail;
-	reader_setup(c);
+	if ((rc = reader_setup(c, err, errlen)) < 0)
+		goto fail;
 	if ((rc = dt_auth_run_client(c, c->s, o->share_key, deadline, err, errlen)) < 0)
 		goto fail;
 	*out = c;
@@ -139,7 +181,8 @@ int dt_conn_accept(const dt_link_opts *o, int fd, dt_conn **out, char *err, size
 		goto fail;
 	if ((rc = dt_tls_handshake(c->s, o->handshake_timeout, err, errlen)) < 0)
 		goto fail;
-	reader_setup(c);
+	if ((rc = reader_setup(c, err, errlen)) < 0)
+		goto fail;
 	if ((rc = dt_auth_run_server(c, c->s, o->share_key, deadline, err, errlen)) < 0)
 		goto fail;
 	*out = c;
@@ -255,10 +298,11 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 		size_t room;
 		if ((rc = dt_frame_space(&c->rx, &p, &room)) < 0)
 			return rc;
-		/* Wait first unless TLS holds decrypted bytes: a read usually
-		 * finds the socket drained, so poll + recv is one call fewer
-		 * than recv (EAGAIN) + poll + recv. */
-		if (gnutls_record_check_pending(c->s) == 0) {
+		/* Wait first unless TLS holds decrypted bytes or a whole record
+		 * was read ahead: a read usually finds the socket drained, so
+		 * poll + recv is one call fewer than recv (EAGAIN) + poll +
+		 * recv. */
+		if (gnutls_record_check_pending(c->s) == 0 && !ra_has_record(c)) {
 			int wait = -1;
 			if (deadline >= 0) {
 				int64_t left = deadline - dt_mono_ms();
@@ -303,13 +347,13 @@ int dt_conn_recv_msg(dt_conn *c, int timeout_ms, json_object **msg, char *err, s
 	int rc = dt_conn_recv(c, timeout_ms, &line, &len);
 	if (rc < 0)
 		return rc;
-	json_tokener *tok = json_tokener_new();
-	if (!tok)
+	if (!c->tok && !(c->tok = json_tokener_new()))
 		return DTASK_ENOMEM;
+	json_tokener *tok = c->tok;
+	json_tokener_reset(tok);
 	json_object *o = json_tokener_parse_ex(tok, line, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t used = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
 	if (!o || jerr != json_tokener_success) {
 		json_object_put(o);
 		return dt_err(err, errlen, DTASK_EPROTO, "malformed JSON: %s",
@@ -340,7 +384,7 @@ int dt_conn_pending(dt_conn *c)
 	size_t avail = c->rx.len - c->rx.start;
 	if (s && avail > 0 && memchr(s, '\n', avail))
 		return 1;
-	return gnutls_record_check_pending(c->s) > 0;
+	return gnutls_record_check_pending(c->s) > 0 || ra_has_record(c);
 }
 
 void dt_conn_shutdown(dt_conn *c)

@@ -6,7 +6,9 @@
  *
  * What it proves: a receive deadline that expires in the middle of a TLS
  * record leaves the connection in step (the rest of the record is read by
- * the next call and the line arrives whole), and a reader waiting forever is
+ * the next call and the line arrives whole), records read ahead from the
+ * socket in one go are each seen as pending and arrive in order (also when
+ * the read-ahead cuts records in two), and a reader waiting forever is
  * woken by dt_conn_shutdown().
  */
 #include "build-config.h"
@@ -29,7 +31,7 @@
 #include "tls.h"
 #include "util.h"
 
-#define PLAN 12
+#define PLAN 17
 #define HEAD 7 /* bytes of a held record let through: header + 2 */
 
 static dt_link_opts opts;
@@ -216,7 +218,45 @@ int main(void)
 	rc = rc ? rc : dt_conn_recv(cl.c, 5000, &line, &len);
 	ok(rc == 0 && len == 21, "and the server's answer reaches the client (rc %d)", rc);
 
-	/* 4. A reader waiting forever is woken by dt_conn_shutdown(). */
+	/* 4. Three records in the socket at once: one read takes them all,
+	 * and the ones behind the first are pending (no wait needed). */
+	static const char *const three[] = { "{\"type\":\"a\"}", "{\"type\":\"b\"}",
+					     "{\"type\":\"c\"}" };
+	for (int i = 0; i < 3; i++)
+		dt_conn_send(cl.c, three[i], strlen(three[i]));
+	dt_sleep_ms(200); /* through the relay, into the server's socket */
+	int pend[3] = { -1, -1, -1 }, inorder = 1;
+	for (int i = 0; i < 3; i++) {
+		rc = dt_conn_recv(srv, i == 0 ? 5000 : 0, &line, &len);
+		inorder = inorder && rc == 0 && len == strlen(three[i]) &&
+			  memcmp(line, three[i], len) == 0;
+		pend[i] = dt_conn_pending(srv);
+	}
+	ok(inorder, "3 records sent at once arrive in order, the last 2 without a wait");
+	ok(pend[0] == 1 && pend[1] == 1, "after the 1st and the 2nd, the next is pending (%d %d)",
+	   pend[0], pend[1]);
+	is_int(pend[2], 0, "after the 3rd nothing is");
+
+	/* 5. Many records of 1,000 bytes: the read-ahead cuts some in two. */
+	char rec[1001];
+	int sent_ok = 1, got_ok = 1;
+	for (int i = 0; i < 100 && sent_ok; i++) {
+		int k = snprintf(rec, sizeof rec, "{\"type\":\"n\",\"i\":%d,\"pad\":\"", i);
+		memset(rec + k, 'a' + i % 26, 1000 - (size_t)k - 2);
+		memcpy(rec + 998, "\"}", 2);
+		sent_ok = dt_conn_send(cl.c, rec, 1000) == 0;
+	}
+	for (int i = 0; i < 100 && got_ok; i++) {
+		char want[32];
+		int k = snprintf(want, sizeof want, "{\"type\":\"n\",\"i\":%d,", i);
+		rc = dt_conn_recv(srv, 5000, &line, &len);
+		got_ok = rc == 0 && len == 1000 && memcmp(line, want, (size_t)k) == 0 &&
+			 line[500] == 'a' + i % 26;
+	}
+	ok(sent_ok, "100 records of 1,000 bytes sent (the pipe holds them all)");
+	ok(got_ok, "all arrive whole and in order");
+
+	/* 6. A reader waiting forever is woken by dt_conn_shutdown(). */
 	pthread_t st;
 	pthread_create(&st, NULL, shutdown_later, srv);
 	t0 = dt_mono_ms();
