@@ -51,6 +51,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,22 +95,31 @@ static void nap_us(int64_t us)
 
 /* ================================================================ worker */
 
+/* Count, first start and last return are atomics (8 task threads end at
+ * once: a shared lock there would measure the sink); the lock guards the
+ * latencies only. */
 static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
-static long long sink_count;
-static int64_t sink_first = 0, sink_last = 0;
+static atomic_llong sink_count;
+static _Atomic int64_t sink_first, sink_last;
 static int64_t *sink_lat;
 static size_t sink_nlat, sink_caplat, sink_lat_sent;
 
 static void sink_done(int64_t start_us, int64_t lat_us, int has_lat)
 {
 	int64_t now = real_us();
+	/* First and last before the count: whoever reads the count first
+	 * reads a last at least as late. */
+	int64_t f = atomic_load(&sink_first);
+	while ((!f || start_us < f) && !atomic_compare_exchange_weak(&sink_first, &f, start_us))
+		;
+	int64_t l = atomic_load(&sink_last);
+	while (now > l && !atomic_compare_exchange_weak(&sink_last, &l, now))
+		;
+	atomic_fetch_add(&sink_count, 1);
+	if (!has_lat)
+		return;
 	pthread_mutex_lock(&sink_lock);
-	sink_count++;
-	if (!sink_first || start_us < sink_first)
-		sink_first = start_us;
-	if (now > sink_last)
-		sink_last = now;
-	if (has_lat) {
+	{
 		if (sink_nlat == sink_caplat) {
 			size_t ncap = sink_caplat ? 2 * sink_caplat : 4096;
 			int64_t *n = realloc(sink_lat, ncap * sizeof *n);
@@ -161,9 +171,9 @@ static void *sink_main(void *arg)
 			if (!c || c->err)
 				continue;
 		}
+		long long cnt = atomic_load(&sink_count);
+		int64_t f = atomic_load(&sink_first), l = atomic_load(&sink_last);
 		pthread_mutex_lock(&sink_lock);
-		long long cnt = sink_count;
-		int64_t f = sink_first, l = sink_last;
 		size_t from = sink_lat_sent, to = sink_nlat;
 		char **lv = NULL;
 		if (to > from && (lv = calloc(to - from + 2, sizeof *lv))) {
