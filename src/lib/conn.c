@@ -89,12 +89,12 @@ static ssize_t pull_nowait(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 {
 	dt_conn *c = ptr;
 	if (c->ra_len == 0) {
+		/* On failure errno is left as recv(2) set it, for GnuTLS's
+		 * default errno function (gnutls_transport_set_errno() would
+		 * race with a sender's use of the session's one slot). */
 		ssize_t n = recv(c->fd, c->ra, DT_READ_AHEAD, MSG_DONTWAIT);
-		if (n <= 0) {
-			if (n < 0)
-				gnutls_transport_set_errno(c->s, errno);
+		if (n <= 0)
 			return n;
-		}
 		c->ra_start = 0;
 		c->ra_len = (size_t)n;
 	}
@@ -378,13 +378,32 @@ int dt_conn_recv_msg(dt_conn *c, int timeout_ms, json_object **msg, char *err, s
 	return 0;
 }
 
-int dt_conn_pending(dt_conn *c)
+static int line_buffered(const dt_conn *c)
 {
 	const char *s = c->rx.buf ? c->rx.buf + c->rx.start : NULL;
 	size_t avail = c->rx.len - c->rx.start;
-	if (s && avail > 0 && memchr(s, '\n', avail))
-		return 1;
-	return gnutls_record_check_pending(c->s) > 0 || ra_has_record(c);
+	return s && avail > 0 && memchr(s, '\n', avail) != NULL;
+}
+
+int dt_conn_pending(dt_conn *c)
+{
+	/* Decrypt what is here without waiting (TLS's buffered bytes, whole
+	 * records read ahead) until a line is complete: a record may hold
+	 * only part of one.  Any failure says 1, so that the caller's next
+	 * dt_conn_recv() runs at once and reports it. */
+	while (!line_buffered(c)) {
+		if (gnutls_record_check_pending(c->s) == 0 && !ra_has_record(c))
+			return 0;
+		char *p;
+		size_t room;
+		if (atomic_load(&c->down) || dt_frame_space(&c->rx, &p, &room) < 0)
+			return 1;
+		ssize_t n = gnutls_record_recv(c->s, p, room);
+		if (n <= 0)
+			return n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED ? 0 : 1;
+		dt_frame_commit(&c->rx, (size_t)n);
+	}
+	return 1;
 }
 
 void dt_conn_shutdown(dt_conn *c)

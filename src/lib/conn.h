@@ -60,9 +60,10 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len);
 int dt_conn_recv_msg(dt_conn *c, int timeout_ms, struct json_object **msg,
 		     char *err, size_t errlen);
 
-/* 1 when the next dt_conn_recv() will not wait: a whole line is buffered,
- * TLS holds decrypted bytes, or a whole record was read ahead from the
- * socket.  Lets a reader batch its answers. */
+/* 1 when the next dt_conn_recv() will not wait: a whole line is buffered
+ * or can be decrypted from what TLS holds and what was read ahead (or the
+ * connection failed: the next receive says how).  Reader only: it may
+ * decrypt.  Lets a reader batch its answers. */
 int dt_conn_pending(dt_conn *c);
 
 /* Wake the reader and fail every later I/O; any thread. */

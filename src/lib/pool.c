@@ -236,13 +236,10 @@ int dt_pool_submit_reserved(dt_pool *p, dt_pool_job job, void **args, size_t n)
 	if (n > 32 && !(w = malloc(n * sizeof *w)))
 		w = NULL;
 	pthread_mutex_lock(&p->lock);
-	for (; done < n; done++) {
-		if (p->reserved > 0)
-			p->reserved--;
-		if (p->abandon || p->qlen >= p->n)
-			break;
+	for (; done < n && !p->abandon && p->qlen < p->n; done++)
 		enqueue_locked(p, job, args[done]);
-	}
+	/* Every reservation is used up, the jobs not taken included. */
+	p->reserved = p->reserved > (int)n ? p->reserved - (int)n : 0;
 	if (!w) {
 		/* No memory for the list: post them under the lock. */
 		for (size_t i = 0; i < done && p->nparked > 0; i++)
