@@ -2,8 +2,9 @@
  * dtask-bench - the peers' harness workloads (../shared/peers, README
  * "Workloads") run against distributed-task itself.
  *
- *   dtask-bench [--workloads A,B] [--json] [--keep] [--redis-stats] [-n N] [--lat-n N]
- *               [--rate R] [--distributor PATH] [--redis-server PATH]
+ *   dtask-bench [--workloads A,B] [--reps N] [--json] [--keep] [--redis-stats]
+ *               [-n N] [--lat-n N] [--rate R] [--slots N] [--distributor PATH]
+ *               [--redis-server PATH]
  *   dtask-bench worker -c CONFIG -f     (internal: one worker unit)
  *
  * It starts its own cluster in a temporary folder: a private redis-server
@@ -38,6 +39,10 @@
  * commandstats): calls per task and CPU ms per 1,000 tasks by command.
  * Producers use the client API: dtask_submit() one by one, and
  * dtask_submit_many() for the batches (one LPUSH per 1,000).
+ * --reps N runs A and B N times on the same cluster and reports each
+ * figure's median (the mean of the middle two for an even N), in text with
+ * the lowest and highest run, in JSON with every run's A rate and B p50
+ * and p99 ("..._runs").  --slots sets the task slots of each worker unit.
  * Output: one line per figure, or with --json one JSON object.
  * Not installed: built by "make" in the build tree only.
  */
@@ -461,6 +466,50 @@ static double pct(const int64_t *v, size_t n, double p)
 	return (double)v[lo] + ((double)v[hi] - (double)v[lo]) * (k - (double)lo);
 }
 
+/* ============================================================= figures */
+
+enum { F_ONE, F_BATCH, F_TPS, F_STEADY, F_STARTUP, F_CPU_W, F_CPU_D, F_CPU_R, F_RATE, F_P50,
+       F_P99, F_MAX, F_NLAT, NFIG };
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median (the mean of the middle two for an even count), lowest and
+ * highest of figure f over the runs. */
+static void spread(double (*runs)[NFIG], int reps, int f, double *med, double *lo, double *hi)
+{
+	double v[50];
+	for (int i = 0; i < reps; i++)
+		v[i] = runs[i][f];
+	qsort(v, (size_t)reps, sizeof v[0], cmp_dbl);
+	*med = reps % 2 ? v[reps / 2] : (v[reps / 2 - 1] + v[reps / 2]) / 2;
+	*lo = v[0];
+	*hi = v[reps - 1];
+}
+
+/* One text line: the label, the median, the unit, then
+ * "(lowest-highest)" after several runs. */
+static void line(const char *label, const double *med, const double *lo, const double *hi,
+		 int f, int reps, int decimals, const char *unit)
+{
+	printf("%-34s %9.*f %s", label, decimals, med[f], unit);
+	if (reps > 1)
+		printf("  (%.*f-%.*f)", decimals, lo[f], decimals, hi[f]);
+	printf("\n");
+}
+
+/* ,"<key>_runs":[every run's figure f] */
+static void print_all(const char *key, double (*runs)[NFIG], int reps, int f, int decimals)
+{
+	printf(",\"%s_runs\":[", key);
+	for (int i = 0; i < reps; i++)
+		printf("%s%.*f", i ? "," : "", decimals, runs[i][f]);
+	printf("]");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "worker") == 0)
@@ -469,7 +518,7 @@ int main(int argc, char **argv)
 	const char *workloads = "A,B";
 	const char *dist_bin = DT_ABS_BUILDDIR "/src/distributor/dtask-distributor";
 	const char *redis_server = "/usr/bin/redis-server";
-	int json = 0, n = 20000, lat_n = 2000, rate = 200, redis_stats = 0;
+	int json = 0, n = 20000, lat_n = 2000, rate = 200, redis_stats = 0, reps = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--json"))
@@ -488,19 +537,25 @@ int main(int argc, char **argv)
 			SLOTS = atoi(argv[++i]);
 		else if (!strcmp(a, "--rate") && v)
 			rate = atoi(argv[++i]);
+		else if (!strcmp(a, "--reps") && v)
+			reps = atoi(argv[++i]);
 		else if (!strcmp(a, "--distributor") && v)
 			dist_bin = argv[++i];
 		else if (!strcmp(a, "--redis-server") && v)
 			redis_server = argv[++i];
 		else {
-			fprintf(stderr, "usage: dtask-bench [--workloads A,B] [--json] [--keep] [--redis-stats] [-n N] "
-					"[--lat-n N] [--rate R] [--slots N] [--distributor PATH] "
-					"[--redis-server PATH]\n");
+			fprintf(stderr, "usage: dtask-bench [--workloads A,B] [--reps N] [--json] [--keep] "
+					"[--redis-stats] [-n N] [--lat-n N] [--rate R] [--slots N] "
+					"[--distributor PATH] [--redis-server PATH]\n");
 			return 2;
 		}
 	}
 	if (n <= 0 || lat_n <= 0 || rate <= 0 || SLOTS <= 0) {
-		fprintf(stderr, "dtask-bench: -n, --lat-n and --rate must be positive\n");
+		fprintf(stderr, "dtask-bench: -n, --lat-n, --rate and --slots must be positive\n");
+		return 2;
+	}
+	if (reps < 1 || reps > 50) {
+		fprintf(stderr, "dtask-bench: --reps must be from 1 to 50\n");
 		return 2;
 	}
 	int do_a = strchr(workloads, 'A') != NULL, do_b = strchr(workloads, 'B') != NULL;
@@ -607,6 +662,11 @@ int main(int argc, char **argv)
 	if (!cl)
 		die("client: %s", cerr ? cerr : "?");
 
+	/* Each figure of each repetition; the medians are reported. */
+	double (*runs)[NFIG] = calloc((size_t)reps, sizeof *runs);
+	if (!runs)
+		die("%s", "out of memory");
+	for (int rep = 0; rep < reps; rep++) {
 	double one_rate = 0, batch_rate = 0, a_tps = 0, a_steady = 0, a_startup = 0;
 	double cpu_w = 0, cpu_d = 0, cpu_r = 0; /* A's drain: CPU ms per 1,000 tasks */
 	double p50 = 0, p99 = 0, pmax = 0, achieved = 0;
@@ -717,40 +777,68 @@ int main(int argc, char **argv)
 		free(v);
 		stop_workers();
 	}
+	double *r = runs[rep];
+	r[F_ONE] = one_rate;
+	r[F_BATCH] = batch_rate;
+	r[F_TPS] = a_tps;
+	r[F_STEADY] = a_steady;
+	r[F_STARTUP] = a_startup;
+	r[F_CPU_W] = cpu_w;
+	r[F_CPU_D] = cpu_d;
+	r[F_CPU_R] = cpu_r;
+	r[F_RATE] = achieved;
+	r[F_P50] = p50;
+	r[F_P99] = p99;
+	r[F_MAX] = pmax;
+	r[F_NLAT] = (double)nlat;
+	}
 
 	dtask_client_free(cl);
 	redisFree(rc);
 	cleanup();
 
+	double med[NFIG], lo[NFIG], hi[NFIG];
+	for (int k = 0; k < NFIG; k++)
+		spread(runs, reps, k, &med[k], &lo[k], &hi[k]);
 	if (json) {
-		printf("{\"n\":%d", n);
-		if (do_a)
+		printf("{\"n\":%d,\"reps\":%d", n, reps);
+		if (do_a) {
 			printf(",\"enqueue_one_per_s\":%.0f,\"enqueue_batch_per_s\":%.0f,"
 			       "\"a_tasks_per_s\":%.0f,\"a_steady_tasks_per_s\":%.0f,\"a_startup_s\":%.3f,"
 			       "\"a_cpu_ms_per_1k\":{\"workers\":%.1f,\"distributor\":%.1f,\"redis\":%.1f}",
-			       one_rate, batch_rate, a_tps, a_steady, a_startup, cpu_w, cpu_d, cpu_r);
-		if (do_b)
-			printf(",\"b_n\":%zu,\"b_rate\":%.1f,\"b_p50_ms\":%.3f,\"b_p99_ms\":%.3f,"
-			       "\"b_max_ms\":%.3f",
-			       nlat, achieved, p50, p99, pmax);
-		printf("}\n");
-	} else {
-		if (do_a) {
-			printf("A enqueue one by one:            %8.0f tasks/s\n", one_rate);
-			printf("A enqueue batched (1000/trip):   %8.0f tasks/s\n", batch_rate);
-			printf("A throughput (spawn -> last END): %7.0f tasks/s\n", a_tps);
-			printf("A steady (first start -> last END): %5.0f tasks/s\n", a_steady);
-			printf("A start-up (spawn -> first start): %6.3f s\n", a_startup);
-			printf("A CPU per 1,000 tasks (drain):   workers %.1f ms, distributor %.1f ms, "
-			       "redis %.1f ms\n", cpu_w, cpu_d, cpu_r);
+			       med[F_ONE], med[F_BATCH], med[F_TPS], med[F_STEADY], med[F_STARTUP],
+			       med[F_CPU_W], med[F_CPU_D], med[F_CPU_R]);
+			print_all("a_tasks_per_s", runs, reps, F_TPS, 0);
 		}
 		if (do_b) {
-			printf("B submit rate:                   %8.1f tasks/s (%zu latencies)\n",
-			       achieved, nlat);
-			printf("B latency p50:                   %8.3f ms\n", p50);
-			printf("B latency p99:                   %8.3f ms\n", p99);
-			printf("B latency max:                   %8.3f ms\n", pmax);
+			printf(",\"b_n\":%.0f,\"b_rate\":%.1f,\"b_p50_ms\":%.3f,\"b_p99_ms\":%.3f,"
+			       "\"b_max_ms\":%.3f",
+			       med[F_NLAT], med[F_RATE], med[F_P50], med[F_P99], med[F_MAX]);
+			print_all("b_p50_ms", runs, reps, F_P50, 3);
+			print_all("b_p99_ms", runs, reps, F_P99, 3);
+		}
+		printf("}\n");
+	} else {
+		if (reps > 1)
+			printf("Medians of %d runs (lowest-highest in brackets)\n", reps);
+		if (do_a) {
+			line("A enqueue one by one:", med, lo, hi, F_ONE, reps, 0, "tasks/s");
+			line("A enqueue batched (1000/trip):", med, lo, hi, F_BATCH, reps, 0, "tasks/s");
+			line("A throughput (spawn -> last END):", med, lo, hi, F_TPS, reps, 0, "tasks/s");
+			line("A steady (first start -> last END):", med, lo, hi, F_STEADY, reps, 0, "tasks/s");
+			line("A start-up (spawn -> first start):", med, lo, hi, F_STARTUP, reps, 3, "s");
+			printf("%-34s workers %.1f ms, distributor %.1f ms, redis %.1f ms\n",
+			       "A CPU per 1,000 tasks (drain):", med[F_CPU_W], med[F_CPU_D],
+			       med[F_CPU_R]);
+		}
+		if (do_b) {
+			printf("%-34s %9.1f tasks/s (%.0f latencies)\n", "B submit rate:", med[F_RATE],
+			       med[F_NLAT]);
+			line("B latency p50:", med, lo, hi, F_P50, reps, 3, "ms");
+			line("B latency p99:", med, lo, hi, F_P99, reps, 3, "ms");
+			line("B latency max:", med, lo, hi, F_MAX, reps, 3, "ms");
 		}
 	}
+	free(runs);
 	return 0;
 }
