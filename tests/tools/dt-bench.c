@@ -667,130 +667,123 @@ int main(int argc, char **argv)
 	if (!runs)
 		die("%s", "out of memory");
 	for (int rep = 0; rep < reps; rep++) {
-	double one_rate = 0, batch_rate = 0, a_tps = 0, a_steady = 0, a_startup = 0;
-	double cpu_w = 0, cpu_d = 0, cpu_r = 0; /* A's drain: CPU ms per 1,000 tasks */
-	double p50 = 0, p99 = 0, pmax = 0, achieved = 0;
-	size_t nlat = 0;
+		double one_rate = 0, batch_rate = 0, a_tps = 0, a_steady = 0, a_startup = 0;
+		double cpu_w = 0, cpu_d = 0, cpu_r = 0; /* A's drain: CPU ms per 1,000 tasks */
+		double p50 = 0, p99 = 0, pmax = 0, achieved = 0;
+		size_t nlat = 0;
 
-	if (do_a) {
-		char buf[128];
-		/* 1. one by one */
-		flushdb(rc);
-		int64_t t0 = real_us();
-		for (int i = 0; i < n; i++) {
-			snprintf(buf, sizeof buf, "{\"i\":%d}", i);
-			if (dtask_submit(cl, "bnoop", buf, NULL, NULL) < 0)
-				die("submit: %s", dtask_client_error(cl));
-		}
-		one_rate = n / ((double)(real_us() - t0) / 1e6);
-		/* 2. batched, 1000 per round trip */
-		flushdb(rc);
-		const char **av = calloc(1000, sizeof *av);
-		char (*items)[64] = calloc(1000, sizeof *items);
-		if (!av || !items)
-			die("%s", "out of memory");
-		t0 = real_us();
-		for (int i = 0; i < n; i += 1000) {
-			int k = n - i < 1000 ? n - i : 1000;
-			for (int j = 0; j < k; j++) {
-				snprintf(items[j], sizeof items[j],
-					 "{\"function\":\"bnoop\",\"data\":{\"i\":%d}}", i + j);
-				av[j] = items[j];
+		if (do_a) {
+			char buf[128];
+			/* 1. one by one */
+			flushdb(rc);
+			int64_t t0 = real_us();
+			for (int i = 0; i < n; i++) {
+				snprintf(buf, sizeof buf, "{\"i\":%d}", i);
+				if (dtask_submit(cl, "bnoop", buf, NULL, NULL) < 0)
+					die("submit: %s", dtask_client_error(cl));
 			}
-			if (dtask_submit_many(cl, av, (size_t)k) < 0)
-				die("submit_many: %s", dtask_client_error(cl));
-		}
-		batch_rate = n / ((double)(real_us() - t0) / 1e6);
-		free(av);
-		free(items);
-		/* 3. drain */
-		if (redis_stats)
-			freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
-		double w0 = children_cpu_ms(), d0 = proc_cpu_ms(dist_pid), r0 = proc_cpu_ms(redis_pid);
-		int64_t spawn_us = real_us();
-		spawn_workers();
-		int64_t first = 0, last = 0, done_us = 0;
-		for (;;) {
-			nap_us(2000);
-			long long cnt = progress(rc, &first, &last);
-			if (cnt >= n && cmd_int(rc, "SCARD tasks") == 0) {
-				done_us = real_us();
-				break;
+			one_rate = n / ((double)(real_us() - t0) / 1e6);
+			/* 2. batched, 1000 per round trip */
+			flushdb(rc);
+			const char **av = calloc(1000, sizeof *av);
+			char (*items)[64] = calloc(1000, sizeof *items);
+			if (!av || !items)
+				die("%s", "out of memory");
+			t0 = real_us();
+			for (int i = 0; i < n; i += 1000) {
+				int k = n - i < 1000 ? n - i : 1000;
+				for (int j = 0; j < k; j++) {
+					snprintf(items[j], sizeof items[j],
+						 "{\"function\":\"bnoop\",\"data\":{\"i\":%d}}", i + j);
+					av[j] = items[j];
+				}
+				if (dtask_submit_many(cl, av, (size_t)k) < 0)
+					die("submit_many: %s", dtask_client_error(cl));
 			}
-			if (real_us() - spawn_us > 300 * 1000000LL)
-				die("%s", "A: not drained within 300 s");
+			batch_rate = n / ((double)(real_us() - t0) / 1e6);
+			free(av);
+			free(items);
+			/* 3. drain */
+			if (redis_stats)
+				freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
+			double w0 = children_cpu_ms(), d0 = proc_cpu_ms(dist_pid), r0 = proc_cpu_ms(redis_pid);
+			int64_t spawn_us = real_us();
+			spawn_workers();
+			int64_t first = 0, last = 0, done_us = 0;
+			for (;;) {
+				nap_us(2000);
+				long long cnt = progress(rc, &first, &last);
+				if (cnt >= n && cmd_int(rc, "SCARD tasks") == 0) {
+					done_us = real_us();
+					break;
+				}
+				if (real_us() - spawn_us > 300 * 1000000LL)
+					die("%s", "A: not drained within 300 s");
+			}
+			/* The END of the last task is written when `tasks` is empty;
+			 * its function returned at `last`: use the later one seen. */
+			if (done_us < last)
+				done_us = last;
+			a_tps = n / ((double)(done_us - spawn_us) / 1e6);
+			a_steady = n / ((double)(done_us - first) / 1e6);
+			a_startup = (double)(first - spawn_us) / 1e6;
+			cpu_d = (proc_cpu_ms(dist_pid) - d0) * 1000.0 / n;
+			cpu_r = (proc_cpu_ms(redis_pid) - r0) * 1000.0 / n;
+			if (redis_stats)
+				print_redis_stats(rc, n);
+			stop_workers();
+			cpu_w = (children_cpu_ms() - w0) * 1000.0 / n;
 		}
-		/* The END of the last task is written when `tasks` is empty;
-		 * its function returned at `last`: use the later one seen. */
-		if (done_us < last)
-			done_us = last;
-		a_tps = n / ((double)(done_us - spawn_us) / 1e6);
-		a_steady = n / ((double)(done_us - first) / 1e6);
-		a_startup = (double)(first - spawn_us) / 1e6;
-		cpu_d = (proc_cpu_ms(dist_pid) - d0) * 1000.0 / n;
-		cpu_r = (proc_cpu_ms(redis_pid) - r0) * 1000.0 / n;
-		if (redis_stats)
-			print_redis_stats(rc, n);
-		stop_workers();
-		cpu_w = (children_cpu_ms() - w0) * 1000.0 / n;
-	}
 
-	if (do_b) {
-		flushdb(rc);
-		spawn_workers();
-		int64_t t0 = real_us();
-		while (cmd_int(rc, "SCARD workers") < UNITS) {
-			if (real_us() - t0 > 30 * 1000000LL)
-				die("%s", "B: the workers did not register within 30 s");
-			nap_us(10000);
+		if (do_b) {
+			flushdb(rc);
+			spawn_workers();
+			int64_t t0 = real_us();
+			while (cmd_int(rc, "SCARD workers") < UNITS) {
+				if (real_us() - t0 > 30 * 1000000LL)
+					die("%s", "B: the workers did not register within 30 s");
+				nap_us(10000);
+			}
+			nap_us(1000000);
+			char buf[128];
+			int64_t period = 1000000 / rate, start = real_us() + 1000;
+			for (int i = 0; i < lat_n; i++) {
+				int64_t due = start + i * period, now;
+				nap_us(due - real_us() - 1000);
+				while ((now = real_us()) < due)
+					;
+				snprintf(buf, sizeof buf, "{\"t\":%lld}", (long long)real_us());
+				if (dtask_submit(cl, "blat", buf, NULL, NULL) < 0)
+					die("submit: %s", dtask_client_error(cl));
+			}
+			achieved = lat_n / ((double)(real_us() - start) / 1e6);
+			int64_t t1 = real_us();
+			while (cmd_int(rc, "LLEN bench:lat") < lat_n) {
+				if (real_us() - t1 > 150 * 1000000LL)
+					die("%s", "B: not all latencies within 150 s");
+				nap_us(10000);
+			}
+			redisReply *r = cmd(rc, "LRANGE bench:lat 0 -1");
+			int64_t *v = calloc(r->elements ? r->elements : 1, sizeof *v);
+			if (!v)
+				die("%s", "out of memory");
+			for (size_t i = 0; i < r->elements; i++)
+				v[nlat++] = strtoll(r->element[i]->str, NULL, 10);
+			freeReplyObject(r);
+			qsort(v, nlat, sizeof *v, cmp_i64);
+			p50 = pct(v, nlat, 50) / 1000.0;
+			p99 = pct(v, nlat, 99) / 1000.0;
+			pmax = nlat ? (double)v[nlat - 1] / 1000.0 : 0;
+			free(v);
+			stop_workers();
 		}
-		nap_us(1000000);
-		char buf[128];
-		int64_t period = 1000000 / rate, start = real_us() + 1000;
-		for (int i = 0; i < lat_n; i++) {
-			int64_t due = start + i * period, now;
-			nap_us(due - real_us() - 1000);
-			while ((now = real_us()) < due)
-				;
-			snprintf(buf, sizeof buf, "{\"t\":%lld}", (long long)real_us());
-			if (dtask_submit(cl, "blat", buf, NULL, NULL) < 0)
-				die("submit: %s", dtask_client_error(cl));
-		}
-		achieved = lat_n / ((double)(real_us() - start) / 1e6);
-		int64_t t1 = real_us();
-		while (cmd_int(rc, "LLEN bench:lat") < lat_n) {
-			if (real_us() - t1 > 150 * 1000000LL)
-				die("%s", "B: not all latencies within 150 s");
-			nap_us(10000);
-		}
-		redisReply *r = cmd(rc, "LRANGE bench:lat 0 -1");
-		int64_t *v = calloc(r->elements ? r->elements : 1, sizeof *v);
-		if (!v)
-			die("%s", "out of memory");
-		for (size_t i = 0; i < r->elements; i++)
-			v[nlat++] = strtoll(r->element[i]->str, NULL, 10);
-		freeReplyObject(r);
-		qsort(v, nlat, sizeof *v, cmp_i64);
-		p50 = pct(v, nlat, 50) / 1000.0;
-		p99 = pct(v, nlat, 99) / 1000.0;
-		pmax = nlat ? (double)v[nlat - 1] / 1000.0 : 0;
-		free(v);
-		stop_workers();
-	}
-	double *r = runs[rep];
-	r[F_ONE] = one_rate;
-	r[F_BATCH] = batch_rate;
-	r[F_TPS] = a_tps;
-	r[F_STEADY] = a_steady;
-	r[F_STARTUP] = a_startup;
-	r[F_CPU_W] = cpu_w;
-	r[F_CPU_D] = cpu_d;
-	r[F_CPU_R] = cpu_r;
-	r[F_RATE] = achieved;
-	r[F_P50] = p50;
-	r[F_P99] = p99;
-	r[F_MAX] = pmax;
-	r[F_NLAT] = (double)nlat;
+		const double fig[NFIG] = {
+			[F_ONE] = one_rate, [F_BATCH] = batch_rate, [F_TPS] = a_tps,
+			[F_STEADY] = a_steady, [F_STARTUP] = a_startup, [F_CPU_W] = cpu_w,
+			[F_CPU_D] = cpu_d, [F_CPU_R] = cpu_r, [F_RATE] = achieved, [F_P50] = p50,
+			[F_P99] = p99, [F_MAX] = pmax, [F_NLAT] = (double)nlat
+		};
+		memcpy(runs[rep], fig, sizeof fig);
 	}
 
 	dtask_client_free(cl);
