@@ -1,10 +1,12 @@
 /*
  * conn.c - one authenticated peer connection (see conn.h).
  *
- * Threads: the owner reads (dt_conn_recv*: rx buffer, no lock); any thread
- * sends under send_lock (sbuf, send_dead); dt_conn_shutdown() from any
- * thread only calls shutdown(2) and sets an atomic flag.  send_lock is a
- * leaf: nothing else is locked while it is held.
+ * Threads: the owner reads (dt_conn_recv*, dt_conn_pending: the rx
+ * buffer, the read-ahead buffer, the JSON tokener and the stored receive
+ * error, no lock); any thread sends under send_lock (sbuf, send_dead);
+ * dt_conn_shutdown() from any thread only calls shutdown(2) and sets an
+ * atomic flag.  send_lock is a leaf: nothing else is locked while it is
+ * held.
  */
 #include "build-config.h"
 
@@ -19,6 +21,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <gnutls/gnutls.h>
+#if GNUTLS_VERSION_NUMBER >= 0x030703
+#include <gnutls/socket.h> /* gnutls_transport_is_ktls_enabled() */
+#endif
 #include <json-c/json.h>
 
 #include "auth.h"
@@ -38,6 +44,8 @@ struct dt_conn {
 	char *ra;                /* reader only: bytes read ahead from the */
 	size_t ra_start, ra_len; /* socket, not yet pulled by GnuTLS */
 	json_tokener *tok;       /* reader only: dt_conn_recv_msg() */
+	int rx_failed;           /* reader only: dt_conn_pending() met rx_err */
+	ssize_t rx_err;          /* (0: the peer closed), for dt_conn_recv() */
 	pthread_mutex_t send_lock;
 	int send_dead;           /* under send_lock */
 	char *sbuf;              /* under send_lock: message + '\n' */
@@ -106,7 +114,9 @@ static ssize_t pull_nowait(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 	return (ssize_t)len;
 }
 
-/* A whole TLS record read ahead (so the next receive needs no wait). */
+/* A whole TLS record read ahead (so the next receive needs no wait).
+ * GnuTLS pulls exactly the bytes of a header, then of a body, so unless it
+ * is empty the read-ahead always starts at a record's header. */
 static int ra_has_record(const dt_conn *c)
 {
 	if (c->ra_len < 5)
@@ -120,6 +130,12 @@ static int ra_has_record(const dt_conn *c)
  * reads with the connection as its pointer; sends keep the socket. */
 static int reader_setup(dt_conn *c, char *err, size_t errlen)
 {
+#if GNUTLS_VERSION_NUMBER >= 0x030703
+	/* Kernel TLS reads the socket itself, past any pull function: then
+	 * the transport must stay the descriptor, and nothing is read ahead. */
+	if (gnutls_transport_is_ktls_enabled(c->s) & GNUTLS_KTLS_RECV)
+		return 0;
+#endif
 	if (!(c->ra = malloc(DT_READ_AHEAD)))
 		return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
 	gnutls_transport_set_ptr2(c->s, c, (gnutls_transport_ptr_t)(intptr_t)c->fd);
@@ -283,6 +299,19 @@ int dt_conn_send_error(dt_conn *c, const char *fmt, ...)
 	return rc;
 }
 
+/* What a failed gnutls_record_recv() (n <= 0, not AGAIN or INTERRUPTED)
+ * means for the reader. */
+static int recv_failed(dt_conn *c, ssize_t n)
+{
+	if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR ||
+	    atomic_load(&c->down))
+		return DTASK_ECLOSED;
+	/* A real TLS failure (not a close): say which, it ends the link. */
+	log_warn("%s: TLS receive failed: %s (GnuTLS %d)", dt_conn_name(c),
+		 gnutls_strerror((int)n), (int)n);
+	return DTASK_ETLS;
+}
+
 int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 {
 	int64_t deadline = timeout_ms >= 0 ? dt_mono_ms() + timeout_ms : -1;
@@ -294,6 +323,8 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 			return rc;
 		if (atomic_load(&c->down))
 			return DTASK_ECLOSED;
+		if (c->rx_failed)
+			return recv_failed(c, c->rx_err); /* met by dt_conn_pending() */
 		char *p;
 		size_t room;
 		if ((rc = dt_frame_space(&c->rx, &p, &room)) < 0)
@@ -325,18 +356,10 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len)
 			dt_frame_commit(&c->rx, (size_t)n);
 			continue;
 		}
-		if (n == 0)
-			return DTASK_ECLOSED;
 		/* Interrupted, or half a record so far (kept for the next call). */
 		if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
 			continue;
-		if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR ||
-		    atomic_load(&c->down))
-			return DTASK_ECLOSED;
-		/* A real TLS failure (not a close): say which, it ends the link. */
-		log_warn("%s: TLS receive failed: %s (GnuTLS %d)", dt_conn_name(c),
-			 gnutls_strerror((int)n), (int)n);
-		return DTASK_ETLS;
+		return recv_failed(c, n);
 	}
 }
 
@@ -389,9 +412,11 @@ int dt_conn_pending(dt_conn *c)
 {
 	/* Decrypt what is here without waiting (TLS's buffered bytes, whole
 	 * records read ahead) until a line is complete: a record may hold
-	 * only part of one.  Any failure says 1, so that the caller's next
-	 * dt_conn_recv() runs at once and reports it. */
+	 * only part of one.  A failure is kept for dt_conn_recv() to report
+	 * once the lines before it are read, and says 1 so that it runs. */
 	while (!line_buffered(c)) {
+		if (c->rx_failed)
+			return 1;
 		if (gnutls_record_check_pending(c->s) == 0 && !ra_has_record(c))
 			return 0;
 		char *p;
@@ -399,8 +424,13 @@ int dt_conn_pending(dt_conn *c)
 		if (atomic_load(&c->down) || dt_frame_space(&c->rx, &p, &room) < 0)
 			return 1;
 		ssize_t n = gnutls_record_recv(c->s, p, room);
-		if (n <= 0)
-			return n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED ? 0 : 1;
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+			return 0;
+		if (n <= 0) {
+			c->rx_failed = 1;
+			c->rx_err = n;
+			return 1;
+		}
 		dt_frame_commit(&c->rx, (size_t)n);
 	}
 	return 1;

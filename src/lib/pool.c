@@ -13,7 +13,8 @@
  *   never held while a job runs nor while taking another lock.
  *   Waking: a thread with nothing to do parks itself on the idle stack and
  *   waits on its own semaphore; whoever queues jobs pops one parked thread
- *   a job and posts its semaphore after the unlock (stop posts them all).
+ *   a job and posts its semaphore after the unlock (stop, and a hand-over
+ *   without memory for its list, post under the lock).
  *   A popped thread is woken exactly once, and a thread that is not
  *   parked takes a queued job before it parks again.  (Not a condition
  *   variable: glibc marks the mutex contended when pthread_cond_wait()
@@ -108,8 +109,14 @@ static void *pool_thread(void *arg)
 		if (p->qlen == 0 && !p->stopping) {
 			p->parked[p->nparked++] = s;
 			pthread_mutex_unlock(&p->lock);
-			while (sem_wait(&s->wake) != 0 && errno == EINTR)
-				;
+			while (sem_wait(&s->wake) != 0) {
+				if (errno != EINTR) {
+					/* Only a destroyed semaphore fails so: parking
+					 * again would corrupt the idle stack. */
+					log_error("task thread: sem_wait: %s", strerror(errno));
+					abort();
+				}
+			}
 			pthread_mutex_lock(&p->lock);
 			continue; /* popped: whoever did it may have queued a job */
 		}
@@ -180,13 +187,13 @@ static void enqueue_locked(dt_pool *p, dt_pool_job job, void *arg)
 	p->qlen++;
 }
 
-/* Under p->lock, after queueing n jobs (n < 0: stopping, all): pop up to
- * that many parked threads into out[]; the caller posts them with wake()
- * once the lock is released. */
+/* Under p->lock, after queueing n jobs: pop up to that many parked
+ * threads into out[]; the caller posts them with wake() once the lock is
+ * released. */
 static int pop_parked(dt_pool *p, int n, struct pool_slot **out)
 {
 	int k = 0;
-	while ((n < 0 || k < n) && p->nparked > 0)
+	while (k < n && p->nparked > 0)
 		out[k++] = p->parked[--p->nparked];
 	return k;
 }

@@ -13,7 +13,9 @@
  *   dt_worker_table_remove.  dtask_worker_shutdown() from anywhere.
  *   Locks: w->lock guards the table, the done queue, the counters and the
  *   phase flags; while holding it we may take a task's lock (stop requests)
- *   or the pool's (submit): both leaves.  Nothing is sent under w->lock.
+ *   or the pool's (a slot reserved, the free slots counted): both leaves.
+ *   The hand-over of accepted runs to the pool (dt_worker_start) takes the
+ *   pool's lock without w->lock.  Nothing is sent under w->lock.
  *   The full order is in worker_internal.h.
  *
  *   Shutdown (dtask_worker_run, after the wake-up): draining = 1 (runs are

@@ -7,7 +7,8 @@
  *   list of ends waiting to be written, the Redis-reachable flag, the stuck
  *   counter; and the freeing of every task once its end is written.
  *   Threads: this thread alone.  Pool threads queue returned tasks on the
- *   worker's done queue and signal w->state_cond; the main thread sets
+ *   worker's done queue, and the first of a batch signals w->state_cond
+ *   (only while this thread waits: w->state_waits); the main thread sets
  *   w->state_final at shutdown.
  *   Locks: w->lock to take the done queue and to snapshot the running
  *   table (then, under it, a task's lock for its flags); nothing is held

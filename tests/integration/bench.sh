@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench.sh - tests/tools/dtask-bench runs the peers' workloads end to end
 # (small sizes): its own redis-server, distributor and two worker units,
-# two repetitions; --json carries the medians and each run's figures; the
+# two repetitions; --json carries the medians and each run's A rate and B
+# p50/p99; the
 # temporary folder and every process it started are gone afterwards; bad
 # arguments exit 2.  (A smoke test of the tool: its figures are benchmarks,
 # never checked against a speed.)
@@ -28,7 +29,7 @@ j '(.a_tasks_per_s_runs | length) == 2 and all(.a_tasks_per_s_runs[]; . > 0) and
 ok $? "  A: a rate per run and their median"
 j '.a_tasks_per_s >= (.a_tasks_per_s_runs | min) and .a_tasks_per_s <= (.a_tasks_per_s_runs | max)'
 ok $? "  the median lies between the runs"
-j '.enqueue_one_per_s > 0 and .enqueue_batch_per_s > 0 and .a_cpu_ms_per_1k.workers > 0 and .a_cpu_ms_per_1k.distributor > 0 and .a_cpu_ms_per_1k.redis > 0'
+j '.enqueue_one_per_s > 0 and .enqueue_batch_per_s > 0 and ([.a_cpu_ms_per_1k.workers, .a_cpu_ms_per_1k.distributor, .a_cpu_ms_per_1k.redis] | all(type == "number" and . >= 0))'
 ok $? "  the enqueue rates and the CPU of workers, distributor and Redis"
 j '(.b_p50_ms_runs | length) == 2 and .b_p50_ms > 0 and .b_p50_ms <= .b_p99_ms and .b_p99_ms <= .b_max_ms'
 ok $? "  B: a p50 per run, and p50 <= p99 <= max"

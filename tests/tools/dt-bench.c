@@ -41,7 +41,7 @@
  * dtask_submit_many() for the batches (one LPUSH per 1,000).
  * --reps N runs A and B N times on the same cluster and reports each
  * figure's median (the mean of the middle two for an even N), in text with
- * the lowest and highest run, in JSON with every run's A rate and B p50
+ * the lowest and highest run (not for the CPU and B's submit rate), in JSON with every run's A rate and B p50
  * and p99 ("..._runs").  --slots sets the task slots of each worker unit.
  * Output: one line per figure, or with --json one JSON object.
  * Not installed: built by "make" in the build tree only.
