@@ -481,7 +481,7 @@ static int cmp_dbl(const void *a, const void *b)
  * highest of figure f over the runs. */
 static void spread(double (*runs)[NFIG], int reps, int f, double *med, double *lo, double *hi)
 {
-	double v[50];
+	double v[50] = { 0 };
 	for (int i = 0; i < reps; i++)
 		v[i] = runs[i][f];
 	qsort(v, (size_t)reps, sizeof v[0], cmp_dbl);
@@ -492,8 +492,8 @@ static void spread(double (*runs)[NFIG], int reps, int f, double *med, double *l
 
 /* One text line: the label, the median, the unit, then
  * "(lowest-highest)" after several runs. */
-static void line(const char *label, const double *med, const double *lo, const double *hi,
-		 int f, int reps, int decimals, const char *unit)
+static void print_figure(const char *label, const double *med, const double *lo,
+			 const double *hi, int f, int reps, int decimals, const char *unit)
 {
 	printf("%-34s %9.*f %s", label, decimals, med[f], unit);
 	if (reps > 1)
@@ -815,11 +815,11 @@ int main(int argc, char **argv)
 		if (reps > 1)
 			printf("Medians of %d runs (lowest-highest in brackets)\n", reps);
 		if (do_a) {
-			line("A enqueue one by one:", med, lo, hi, F_ONE, reps, 0, "tasks/s");
-			line("A enqueue batched (1000/trip):", med, lo, hi, F_BATCH, reps, 0, "tasks/s");
-			line("A throughput (spawn -> last END):", med, lo, hi, F_TPS, reps, 0, "tasks/s");
-			line("A steady (first start -> last END):", med, lo, hi, F_STEADY, reps, 0, "tasks/s");
-			line("A start-up (spawn -> first start):", med, lo, hi, F_STARTUP, reps, 3, "s");
+			print_figure("A enqueue one by one:", med, lo, hi, F_ONE, reps, 0, "tasks/s");
+			print_figure("A enqueue batched (1000/trip):", med, lo, hi, F_BATCH, reps, 0, "tasks/s");
+			print_figure("A throughput (spawn -> last END):", med, lo, hi, F_TPS, reps, 0, "tasks/s");
+			print_figure("A steady (first start -> last END):", med, lo, hi, F_STEADY, reps, 0, "tasks/s");
+			print_figure("A start-up (spawn -> first start):", med, lo, hi, F_STARTUP, reps, 3, "s");
 			printf("%-34s workers %.1f ms, distributor %.1f ms, redis %.1f ms\n",
 			       "A CPU per 1,000 tasks (drain):", med[F_CPU_W], med[F_CPU_D],
 			       med[F_CPU_R]);
@@ -827,9 +827,9 @@ int main(int argc, char **argv)
 		if (do_b) {
 			printf("%-34s %9.1f tasks/s (%.0f latencies)\n", "B submit rate:", med[F_RATE],
 			       med[F_NLAT]);
-			line("B latency p50:", med, lo, hi, F_P50, reps, 3, "ms");
-			line("B latency p99:", med, lo, hi, F_P99, reps, 3, "ms");
-			line("B latency max:", med, lo, hi, F_MAX, reps, 3, "ms");
+			print_figure("B latency p50:", med, lo, hi, F_P50, reps, 3, "ms");
+			print_figure("B latency p99:", med, lo, hi, F_P99, reps, 3, "ms");
+			print_figure("B latency max:", med, lo, hi, F_MAX, reps, 3, "ms");
 		}
 	}
 	free(runs);
