@@ -50,8 +50,8 @@ int dt_conn_send_raw(dt_conn *c, const char *buf, size_t len);
 int dt_conn_send_error(dt_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Next line, waiting at most timeout_ms (< 0: forever).  *line stays valid
- * until the next receive or dt_conn_pending().  DTASK_ETIMEDOUT leaves the connection usable;
- * DTASK_ECLOSED, DTASK_ETOOBIG, DTASK_ETLS do not. */
+ * until the next receive or dt_conn_pending().  DTASK_ETIMEDOUT leaves the
+ * connection usable; DTASK_ECLOSED, DTASK_ETOOBIG, DTASK_ETLS do not. */
 int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len);
 
 /* Next message as a JSON object that has a string "type".  A line that is
