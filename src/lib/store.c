@@ -1193,28 +1193,8 @@ int dt_store_take_multi(dt_store *s, const char *distributor, const char *const 
 			const size_t *counts, size_t nf, size_t n, dt_strv *items, char *err,
 			size_t errlen)
 {
-	memset(items, 0, sizeof *items);
-	if (bad_name(distributor))
-		return dt_err(err, errlen, DTASK_EINVAL, "redis: take: invalid argument");
-	for (size_t i = 0; i < nf; i++)
-		if (!functions[i] || !functions[i][0])
-			return dt_err(err, errlen, DTASK_EINVAL, "redis: take: invalid function");
-	if (n == 0)
-		return 0;
-	dt_batch *b = s->one;
-	struct mark m = batch_mark(b);
-	struct op *op = op_new(b, SC_TAKE, NULL, (int)nf + 2, dec_strv);
-	arg_key(b, "inflight-", distributor);
-	for (size_t i = 0; i < nf; i++)
-		arg_key(b, "queue-", functions[i]);
-	arg_key(b, "new-task", NULL);
-	arg_i(b, (int64_t)n);
-	for (size_t i = 0; i < nf; i++)
-		arg_i(b, (int64_t)counts[i]);
-	arg_i(b, (int64_t)n);
-	op->out = items;
-	op_close(b, op);
-	int rc = run_one(s, batch_done(b, m), err, errlen);
+	int rc = run_one(s, dt_batch_take_multi(s->one, distributor, functions, counts, nf, n, items),
+			 err, errlen);
 	if (rc)
 		dt_strv_free(items);
 	return rc;
