@@ -15,8 +15,15 @@
  *   and rejects the whole batch (claim.lua, park.lua, bad.lua in a
  *   pipeline), and each worker gets all its "run" lines in one send.  That
  *   round trip also takes the next items when slots are left free (up to
- *   that many), so while the queue is busy a batch costs one round trip.
- *   A crash at any instant loses nothing: an item is in new-task,
+ *   that many), and reads (LRANGE, takes nothing) the oldest items of
+ *   new-task, as many as all the slots: the peek.  The next round trip
+ *   claims the peeked items that fit the slots free by then straight off
+ *   new-task's tail (claim.lua "tail": only an item that is still the
+ *   oldest, and only when its function has no parked items), so a slot
+ *   that frees up waits for one round trip, not for a take and then a
+ *   claim.  A peek gone stale (another distributor took first, a requeue
+ *   came in front) answers "gone" and the next batch is taken the plain
+ *   way.  A crash at any instant loses nothing: an item is in new-task,
  *   queue-<function>, inflight-<name> (returned at the next start, or by
  *   another distributor's recovery) or claimed in its record.
  *
@@ -231,56 +238,159 @@ static void backoff(dist *d, int ms)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* Claim, park or reject a batch of taken items, then send the runs.  When
+/* What the queue thread did, logged when it stops. */
+typedef struct qstats {
+	unsigned long long trips;      /* dispatch round trips */
+	unsigned long long taken;      /* claims of taken items */
+	unsigned long long tail;       /* claims straight from new-task's tail */
+	unsigned long long tail_gone;  /* ... that found the item gone */
+} qstats;
+
+/* Parse one item (raw stays the caller's) for placement. */
+static void item_parse(const dt_config *cfg, slot_item *x, const char *raw, size_t len)
+{
+	x->raw = raw;
+	x->raw_len = len;
+	if (dt_item_parse(raw, len, &x->item, x->why, sizeof x->why) == 0) {
+		x->parsed = 1;
+		x->fn_json = json_quote(x->item.function);
+		/* The "run" line must fit the peer's max_message. */
+		if (x->item.len + strlen(x->item.function) * 6 + 256 > cfg->max_message) {
+			x->parsed = 0;
+			snprintf(x->why, sizeof x->why,
+				 "task of %zu bytes does not fit max_message (%zu)", x->item.len,
+				 cfg->max_message);
+		}
+	}
+}
+
+static void item_clear(slot_item *x)
+{
+	if (x->parsed || x->item.json)
+		dt_item_free(&x->item);
+	free(x->fn_json);
+	memset(x, 0, sizeof *x);
+}
+
+/* new-task's oldest items as the last round trip read them (oldest first),
+ * each parsed once.  The next round trip claims those that fit the slots
+ * free by then straight from the queue's tail (claim.lua "tail"), so a
+ * slot that frees up waits for one round trip, not for a take and then a
+ * claim.  Nothing is taken by reading: an item another distributor took
+ * meanwhile is answered "gone", and the queue thread takes the plain way
+ * (take.lua, then claim) for the next batch. */
+typedef struct peek {
+	dt_strv raw;
+	slot_item *it;    /* raw.n of them; it[i].raw is raw.v[i] */
+	size_t used;      /* it[0..used) were offered to a claim already */
+} peek;
+
+static void peek_clear(peek *pk)
+{
+	for (size_t i = 0; pk->it && i < pk->raw.n; i++)
+		item_clear(&pk->it[i]);
+	free(pk->it);
+	dt_strv_free(&pk->raw);
+	memset(pk, 0, sizeof *pk);
+}
+
+/* The peek becomes fresh (taken over).  An item still in it from before
+ * and not offered yet keeps its parse (and so its generated id, if any):
+ * the same bytes, matched one to one in order. */
+static void peek_set(const dt_config *cfg, peek *pk, dt_strv *fresh)
+{
+	slot_item *nit = fresh->n ? calloc(fresh->n, sizeof *nit) : NULL;
+	if (fresh->n && !nit) {
+		log_error("queue: out of memory for a look at the queue");
+		dt_strv_free(fresh);
+		peek_clear(pk);
+		return;
+	}
+	for (size_t i = 0; i < fresh->n; i++) {
+		size_t j;
+		for (j = pk->used; j < pk->raw.n; j++)
+			if (pk->it[j].raw && pk->raw.len[j] == fresh->len[i] &&
+			    memcmp(pk->raw.v[j], fresh->v[i], fresh->len[i]) == 0)
+				break;
+		if (j < pk->raw.n) {
+			nit[i] = pk->it[j];
+			memset(&pk->it[j], 0, sizeof pk->it[j]); /* moved: raw NULL */
+			nit[i].raw = fresh->v[i];
+			nit[i].to = NULL;
+		} else {
+			item_parse(cfg, &nit[i], fresh->v[i], fresh->len[i]);
+		}
+	}
+	peek_clear(pk);
+	pk->raw = *fresh;
+	memset(fresh, 0, sizeof *fresh);
+	pk->it = nit;
+}
+
+/* Under d->lock: how many items the next round trip could claim at most
+ * (the slots of the workers that may take runs), for the peek. */
+static size_t peek_size(dist *d)
+{
+	size_t n = 0;
+	for (wlink *l = d->links; l; l = l->next)
+		if (l->alive && !l->draining && !l->redis_down)
+			n += (size_t)l->capacity;
+	return n > QUEUE_BATCH ? QUEUE_BATCH : n;
+}
+
+/* Claim, park or reject a batch of taken items (items) and claim the
+ * peeked items that fit the free slots (pk), then send the runs.  When
  * slots are still free after placing them, the same round trip also takes
- * the next items (*next; empty otherwise), so a busy queue costs one round
- * trip per batch, not two. */
-static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv *next)
+ * the next items (*next; empty otherwise) and reads the queue's tail for
+ * the next peek, so a busy queue costs one round trip per batch.
+ * Returns 1 when it took (*next may still be empty: the queues were). */
+static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk, dt_strv *next,
+		    qstats *qs)
 {
 	int took = 0;
 	const dt_config *cfg = d->cfg;
-	size_t n = items->n;
-	slot_item *it = calloc(n, sizeof *it);
-	dt_claim_req *cq = calloc(n, sizeof *cq);
-	dt_claim_res *cr = calloc(n, sizeof *cr);
-	dt_park_req *pq = calloc(n, sizeof *pq);
-	dt_bad_req *bq = calloc(n, sizeof *bq);
-	int *pr = calloc(n, sizeof *pr), *br = calloc(n, sizeof *br);
-	outbuf *out = calloc(n, sizeof *out);
-	size_t *ci = calloc(n, sizeof *ci);
-	size_t nc = 0, np = 0, nb = 0, no = 0;
+	size_t n = items->n, npk = pk->raw.n - pk->used, cap = n + npk + 1;
+	slot_item *it = calloc(n + 1, sizeof *it);
+	slot_item **cx = calloc(cap, sizeof *cx);    /* each claim's item */
+	dt_claim_req *cq = calloc(cap, sizeof *cq);
+	dt_claim_res *cr = calloc(cap, sizeof *cr);
+	dt_park_req *pq = calloc(n + 1, sizeof *pq);
+	dt_bad_req *bq = calloc(n + 1, sizeof *bq);
+	int *pr = calloc(n + 1, sizeof *pr), *br = calloc(n + 1, sizeof *br);
+	outbuf *out = calloc(cap, sizeof *out);
+	size_t nc = 0, nt = 0, np = 0, nb = 0, no = 0, psize = 0;
+	dt_strv fresh = { 0 };
+	int peeked = 0, tail_gone = 0;
 	char err[512];
 
-	if (!it || !cq || !cr || !pq || !bq || !pr || !br || !out || !ci) {
+	memset(next, 0, sizeof *next);
+	if (!it || !cx || !cq || !cr || !pq || !bq || !pr || !br || !out) {
 		log_error("queue: out of memory for a batch of %zu: returning it", n);
+		peek_clear(pk);
 		goto out;
 	}
 	/* Parse outside the lock. */
-	for (size_t i = 0; i < n; i++) {
-		it[i].raw = items->v[i];
-		it[i].raw_len = items->len[i];
-		if (dt_item_parse(it[i].raw, it[i].raw_len, &it[i].item, it[i].why,
-				  sizeof it[i].why) == 0) {
-			it[i].parsed = 1;
-			it[i].fn_json = json_quote(it[i].item.function);
-			/* The "run" line must fit the peer's max_message. */
-			if (it[i].item.len + strlen(it[i].item.function) * 6 + 256 > cfg->max_message) {
-				it[i].parsed = 0;
-				snprintf(it[i].why, sizeof it[i].why,
-					 "task of %zu bytes does not fit max_message (%zu)",
-					 it[i].item.len, cfg->max_message);
-			}
-		}
-	}
-	/* Place. */
+	for (size_t i = 0; i < n; i++)
+		item_parse(cfg, &it[i], items->v[i], items->len[i]);
+	/* Place: the taken items first (they are older), then the peeked
+	 * ones, oldest first, while each has a free slot. */
 	pthread_mutex_lock(&d->lock);
-	for (size_t i = 0; i < n; i++) {
-		if (!it[i].parsed)
+	for (size_t i = 0; i < n + npk; i++) {
+		slot_item *x = i < n ? &it[i] : &pk->it[pk->used + i - n];
+		if (!x->parsed) {
+			if (i >= n)
+				break; /* a bad item: taken the plain way */
 			continue;
-		wlink *l = place(d, it[i].item.function);
-		it[i].to = l;
-		if (!l)
+		}
+		wlink *l = place(d, x->item.function);
+		x->to = l;
+		if (!l) {
+			if (i >= n)
+				break; /* no slot for it: taken the plain way, parked */
 			continue;
+		}
+		if (i >= n)
+			nt++;
 		l->outstanding++;
 		size_t k;
 		for (k = 0; k < no && out[k].l != l; k++)
@@ -290,6 +400,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv 
 			l->refs++;
 		}
 	}
+	psize = peek_size(d);
 	pthread_mutex_unlock(&d->lock);
 
 	for (size_t i = 0; i < n; i++) {
@@ -298,11 +409,17 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv 
 		} else if (!it[i].to) {
 			pq[np++] = (dt_park_req){ it[i].raw, it[i].raw_len, it[i].item.function };
 		} else {
-			ci[nc] = i;
+			cx[nc] = &it[i];
 			cq[nc++] = (dt_claim_req){ it[i].raw, it[i].raw_len, &it[i].item,
 						   it[i].to->name };
 		}
 	}
+	for (size_t j = 0; j < nt; j++) {
+		slot_item *x = &pk->it[pk->used + j];
+		cx[nc + j] = x;
+		cq[nc + j] = (dt_claim_req){ x->raw, x->raw_len, &x->item, x->to->name };
+	}
+	pk->used += nt;
 	int rc = 0;
 	if (nc)
 		rc = dt_batch_claim(b, d->name, cq, nc, cr);
@@ -310,7 +427,9 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv 
 		rc = dt_batch_park(b, d->name, pq, np, pr);
 	if (!rc && nb)
 		rc = dt_batch_bad(b, d->name, bq, nb, br);
-	if (!rc && nc) {
+	if (!rc && nt)
+		rc = dt_batch_claim_tail(b, d->name, cq + nc, nt, cr + nc);
+	if (!rc && (nc || nt || n == 0)) {
 		/* The slots left free once these are placed: take for them now. */
 		char **fns = NULL;
 		size_t *counts = NULL, nf = 0, total;
@@ -325,6 +444,11 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv 
 			took = rc == 0;
 		}
 		free_plan(fns, counts, nf);
+		/* ... and look at what comes next (after that take). */
+		if (!rc && psize) {
+			rc = dt_batch_peek(b, psize, &fresh);
+			peeked = rc == 0;
+		}
 	}
 	if (!rc)
 		rc = dt_batch_exec(b, err, sizeof err);
@@ -333,14 +457,22 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv 
 	if (rc < 0) {
 		dt_strv_free(next); /* inflight-<name> is returned below */
 		took = 0;
+		peeked = 0;
 	}
+	qs->trips++;
+	qs->taken += nc;
+	qs->tail += nt;
 
 	/* Bookkeeping, and the run lines per worker. */
 	pthread_mutex_lock(&d->lock);
-	for (size_t c = 0; c < nc; c++) {
-		slot_item *x = &it[ci[c]];
+	for (size_t c = 0; c < nc + nt; c++) {
+		slot_item *x = cx[c];
 		wlink *l = x->to;
 		int ok = rc == 0 && cr[c].status == DT_CLAIM_OK;
+		if (c >= nc && rc == 0 && cr[c].status == DT_CLAIM_GONE) {
+			tail_gone = 1;
+			qs->tail_gone++;
+		}
 		if (!ok || !l->alive) {
 			if (l->outstanding > 0)
 				l->outstanding--;
@@ -377,12 +509,11 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv 
 		log_error("queue: Redis: %s: the batch stays in inflight-%s and is returned", err,
 			  d->name);
 	} else {
-		for (size_t c = 0; c < nc; c++) {
+		for (size_t c = 0; c < nc + nt; c++) {
 			if (cr[c].status == DT_CLAIM_DUP)
-				log_warn("task %s: a duplicate item: moved to bad-task",
-					 it[ci[c]].item.id);
+				log_warn("task %s: a duplicate item: moved to bad-task", cx[c]->item.id);
 			else if (cr[c].status == DT_CLAIM_CANCELLED)
-				log_info("task %s: cancelled before it ran", it[ci[c]].item.id);
+				log_info("task %s: cancelled before it ran", cx[c]->item.id);
 		}
 		for (size_t i = 0; i < nb; i++)
 			log_warn("bad queue item moved to bad-task: %s", bq[i].reason);
@@ -411,6 +542,15 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv 
 		dt_link_unref(d, out[k].l);
 	pthread_mutex_unlock(&d->lock);
 
+	/* The next peek.  After a "gone" from the tail (another distributor
+	 * took first, a requeue came in front, or parked items wait for that
+	 * function) the next batch is taken the plain way, which always
+	 * moves on. */
+	if (peeked && !tail_gone)
+		peek_set(cfg, pk, &fresh);
+	else
+		peek_clear(pk);
+
 	if (rc < 0) {
 		/* What was not applied is still in inflight-<name>: put it back. */
 		int64_t cnt;
@@ -424,14 +564,13 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, dt_strv 
 		}
 	}
 out:
-	for (size_t i = 0; it && i < n; i++) {
-		if (it[i].parsed || it[i].item.json)
-			dt_item_free(&it[i].item);
-		free(it[i].fn_json);
-	}
+	dt_strv_free(&fresh);
+	for (size_t i = 0; it && i < n; i++)
+		item_clear(&it[i]);
 	for (size_t k = 0; out && k < no; k++)
 		free(out[k].p);
 	free(it);
+	free(cx);
 	free(cq);
 	free(cr);
 	free(pq);
@@ -439,7 +578,6 @@ out:
 	free(pr);
 	free(br);
 	free(out);
-	free(ci);
 	return took;
 }
 
@@ -477,6 +615,8 @@ void *dt_queue_main(void *arg)
 	down = 0;
 
 	dt_strv next = { 0 };
+	peek pk = { 0 };
+	qstats qs = { 0 };
 	int took = 0; /* the last dispatch also took, and found nothing */
 	for (;;) {
 		if (next.n) {
@@ -489,7 +629,7 @@ void *dt_queue_main(void *arg)
 			int stop = d->stopping;
 			pthread_mutex_unlock(&d->lock);
 			if (!stop)
-				took = dispatch(d, st, b, &items, &next);
+				took = dispatch(d, st, b, &items, &pk, &next, &qs);
 			dt_strv_free(&items);
 			if (stop)
 				break;
@@ -517,6 +657,14 @@ void *dt_queue_main(void *arg)
 			free_plan(fns, counts, nf);
 			break;
 		}
+		if (pk.used < pk.raw.n) {
+			/* Slots are free and the queue's tail was read: claim
+			 * from it (the plain way when none fits). */
+			free_plan(fns, counts, nf);
+			dt_strv none = { 0 };
+			took = dispatch(d, st, b, &none, &pk, &next, &qs);
+			continue;
+		}
 		if (total > QUEUE_BATCH)
 			total = QUEUE_BATCH;
 
@@ -541,10 +689,14 @@ void *dt_queue_main(void *arg)
 			down = 0;
 		}
 		if (items.n)
-			took = dispatch(d, st, b, &items, &next);
+			took = dispatch(d, st, b, &items, &pk, &next, &qs);
 		dt_strv_free(&items);
 	}
 	dt_strv_free(&next);
+	peek_clear(&pk);
+	log_info("queue: %llu round trip(s): %llu claim(s) of taken items, %llu straight from "
+		 "new-task's tail (%llu of those found the item gone)",
+		 qs.trips, qs.taken, qs.tail, qs.tail_gone);
 done:
 	dt_batch_free(b);
 	dt_store_free(st);

@@ -1003,8 +1003,9 @@ int dt_batch_requeue(dt_batch *b, const dt_requeue_req *reqs, size_t n, int64_t 
 	return batch_done(b, m);
 }
 
-int dt_batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
-		   dt_claim_res *res)
+/* claim.lua from inflight-<distributor> (tail 0) or new-task's tail (1). */
+static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
+		       dt_claim_res *res, int tail)
 {
 	if (n == 0)
 		return 0;
@@ -1016,13 +1017,17 @@ int dt_batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *req
 			return DTASK_EINVAL;
 	struct mark m = batch_mark(b);
 	struct op *op = op_new(b, SC_CLAIM, NULL, 5, dec_claim);
-	arg_key(b, "inflight-", distributor);
+	if (tail)
+		arg_key(b, "new-task", NULL);
+	else
+		arg_key(b, "inflight-", distributor);
 	arg_key(b, "tasks", NULL);
 	arg_key(b, "running", NULL);
 	arg_key(b, "end-task", NULL);
 	arg_key(b, "bad-task", NULL);
 	arg_prefix(b);
 	arg_s(b, distributor);
+	arg_s(b, tail ? "tail" : "inflight");
 	for (size_t i = 0; i < n; i++) {
 		const dt_item *it = reqs[i].item;
 		arg(b, reqs[i].raw, reqs[i].raw_len);
@@ -1038,6 +1043,18 @@ int dt_batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *req
 	op->n = n;
 	op_close(b, op);
 	return batch_done(b, m);
+}
+
+int dt_batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
+		   dt_claim_res *res)
+{
+	return batch_claim(b, distributor, reqs, n, res, 0);
+}
+
+int dt_batch_claim_tail(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
+			dt_claim_res *res)
+{
+	return batch_claim(b, distributor, reqs, n, res, 1);
 }
 
 int dt_batch_park(dt_batch *b, const char *distributor, const dt_park_req *reqs, size_t n,
@@ -1226,6 +1243,45 @@ int dt_batch_take_multi(dt_batch *b, const char *distributor, const char *const 
 	return batch_done(b, m);
 }
 
+/* LRANGE new-task -n -1 (newest first) into items, oldest first. */
+static int dec_peek(const struct op *op, const redisReply *r, char *err, size_t errlen)
+{
+	if (r->type != REDIS_REPLY_ARRAY)
+		return unexpected(op, err, errlen);
+	for (size_t i = r->elements; i-- > 0;) {
+		const redisReply *e = r->element[i];
+		if (e->type != REDIS_REPLY_STRING)
+			return unexpected(op, err, errlen);
+		if (strv_push(op->out, e->str, e->len))
+			return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int dt_batch_peek(dt_batch *b, size_t n, dt_strv *items)
+{
+	memset(items, 0, sizeof *items);
+	if (n == 0)
+		return 0;
+	struct mark m = batch_mark(b);
+	struct op *op = op_new(b, -1, "LRANGE", 0, dec_peek);
+	arg_s(b, "LRANGE");
+	arg_key(b, "new-task", NULL);
+	arg_i(b, -(int64_t)n);
+	arg_s(b, "-1");
+	op->out = items;
+	op_close(b, op);
+	return batch_done(b, m);
+}
+
+int dt_store_peek(dt_store *s, size_t n, dt_strv *items, char *err, size_t errlen)
+{
+	int rc = run_one(s, dt_batch_peek(s->one, n, items), err, errlen);
+	if (rc)
+		dt_strv_free(items);
+	return rc;
+}
+
 int dt_store_take_blocking(dt_store *s, const char *distributor, int timeout_ms, dt_strv *items,
 			   char *err, size_t errlen)
 {
@@ -1297,6 +1353,12 @@ int dt_store_claim(dt_store *s, const char *distributor, const dt_claim_req *req
 		   dt_claim_res *res, char *err, size_t errlen)
 {
 	return run_one(s, dt_batch_claim(s->one, distributor, reqs, n, res), err, errlen);
+}
+
+int dt_store_claim_tail(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
+			dt_claim_res *res, char *err, size_t errlen)
+{
+	return run_one(s, dt_batch_claim_tail(s->one, distributor, reqs, n, res), err, errlen);
 }
 
 int dt_store_park(dt_store *s, const char *distributor, const dt_park_req *reqs, size_t n,

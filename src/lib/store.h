@@ -121,16 +121,19 @@ int dt_store_parked(dt_store *s, const char *const *functions, size_t nf, int64_
 int dt_store_queue_len(dt_store *s, const char *function, int64_t *len, char *err,
 		       size_t errlen);
 
-/* claim.lua, for a batch of taken items. */
+/* claim.lua, for a batch of taken items, or of items at new-task's tail. */
 typedef struct dt_claim_req {
-	const char *raw;      /* the item exactly as taken (in inflight-<d>) */
+	const char *raw;      /* the item exactly as taken (in inflight-<d>), or
+				 as peeked at new-task's tail */
 	size_t raw_len;
 	const dt_item *item;  /* raw, parsed by dt_item_parse() */
 	const char *worker;   /* the worker it is meant for */
 } dt_claim_req;
 enum dt_claim_status {
 	DT_CLAIM_OK,        /* RUNNING, with attempt; send "run" */
-	DT_CLAIM_GONE,      /* no longer in inflight-<d>: recovered elsewhere; drop it */
+	DT_CLAIM_GONE,      /* no longer in inflight-<d>: recovered elsewhere; drop
+			       it.  From the tail: not there (any more), or its
+			       function has parked items: nothing done */
 	DT_CLAIM_DUP,       /* another copy of a task that exists: moved to bad-task */
 	DT_CLAIM_CANCELLED  /* request=cancel was waiting: ended "cancelled", not run */
 };
@@ -150,6 +153,16 @@ typedef struct dt_claim_res {
  * One script call for all n; res[i] for reqs[i].  A retry answers GONE. */
 int dt_store_claim(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
 		   dt_claim_res *res, char *err, size_t errlen);
+/* The same, for items not taken but peeked (dt_store_peek): each is
+ * claimed only when it is new-task's oldest item at that moment, and
+ * queue-<its function> is empty (parked items go first); it leaves
+ * new-task (RPOP) in the same atomic step.  Otherwise DT_CLAIM_GONE and
+ * nothing is done.  reqs oldest first.  Saves the distributor the round
+ * trip of a take: a slot that frees up is claimed for in the next one. */
+int dt_store_claim_tail(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
+			dt_claim_res *res, char *err, size_t errlen);
+/* The n oldest items of new-task, oldest first, without taking them. */
+int dt_store_peek(dt_store *s, size_t n, dt_strv *items, char *err, size_t errlen);
 
 enum dt_move_status { DT_MOVE_OK, DT_MOVE_GONE };
 
@@ -366,6 +379,10 @@ int dt_batch_requeue(dt_batch *b, const dt_requeue_req *reqs, size_t n, int64_t 
 		     dt_requeue_res *res);
 int dt_batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
 		   dt_claim_res *res);
+int dt_batch_claim_tail(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
+			dt_claim_res *res);
+/* items filled by the exec when it succeeds; free it either way. */
+int dt_batch_peek(dt_batch *b, size_t n, dt_strv *items);
 int dt_batch_park(dt_batch *b, const char *distributor, const dt_park_req *reqs, size_t n,
 		  int *res);
 int dt_batch_bad(dt_batch *b, const char *distributor, const dt_bad_req *reqs, size_t n,

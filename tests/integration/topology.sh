@@ -1,7 +1,8 @@
 #!/bin/sh
 # topology.sh - several distributors and workers at once: two distributors
 # (each its own name and port) and three dt-testworkers connected to both
-# run 3,000 tasks exactly once, and both distributors claim some of them.
+# run 3,000 tasks exactly once, and both distributors claim some of them
+# (racing for new-task's tail).
 # Then the parked case: a task whose function no connected worker has
 # waits in queue-<function> while later tasks of other functions run, and
 # runs (once) as soon as a worker with that function connects.
@@ -9,7 +10,7 @@
 . "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
-plan 43
+plan 45
 watchdog 300
 
 need_built "$DIST" "$TW"
@@ -128,6 +129,13 @@ for d in d1 d2; do
 	stop "$d"
 	ok $? "distributor $d exits 0 on SIGTERM"
 done
+# Both raced for new-task's tail (claim.lua "tail") and still ran every
+# task once (above); each says how it went when it stops.
+grep -h 'queue: .* round trip' "$T/d1.log" "$T/d2.log" >"$T/qstats"
+diag "$(cat "$T/qstats")"
+is "$(wc -l <"$T/qstats" | tr -d ' ')" 2 "both distributors log their queue figures at stop"
+grep -q ' [1-9][0-9]* straight from new-task.s tail' "$T/qstats"
+ok $? "tasks were claimed straight from new-task's tail"
 is "$(sanitizer_reports d1 d2 tw-1 tw-2 tw-3 tw-4 tw-5 tw-6)" "" "no sanitizer report in any log"
 diag "topology.sh took $(ms_since "$t_start") ms"
 done_testing

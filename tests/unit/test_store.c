@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 337
+#define PLAN 380
 
 static redisContext *R;
 static dt_store *S;
@@ -373,6 +373,120 @@ static void t_claim(void)
 		dt_item_free(&it[i]);
 	dt_strv_free(&v);
 	cmd0("DEL task-x2");
+}
+
+/* Peeked items claimed straight from new-task's tail (claim.lua "tail"). */
+static void t_claim_tail(void)
+{
+	dt_strv v;
+	dt_item it[4];
+	dt_claim_req q[4];
+	dt_claim_res r[4];
+	char why[128];
+	flush();
+	submit("{\"id\":\"p1\",\"function\":\"f\"}");
+	submit("{\"id\":\"p2\",\"function\":\"f\",\"clean_end\":false}");
+	submit("{\"id\":\"p3\",\"function\":\"g\"}");
+	is_int(dt_store_peek(S, 2, &v, err, sizeof err), 0, "peek 2");
+	ok(v.n == 2 && !strcmp(v.v[0], "{\"id\":\"p1\",\"function\":\"f\"}") &&
+		   strstr(v.v[1], "\"p2\"") != NULL,
+	   "  the two oldest, oldest first");
+	is_int(num("LLEN new-task"), 3, "  a peek takes nothing");
+	for (size_t i = 0; i < 2 && i < v.n; i++) {
+		dt_item_parse(v.v[i], v.len[i], &it[i], why, sizeof why);
+		q[i] = (dt_claim_req){ v.v[i], v.len[i], &it[i], i ? "w2" : "w1" };
+	}
+	is_int(dt_store_claim_tail(S, "d1", q, 2, r, err, sizeof err), 0, "claim both from the tail");
+	ok(r[0].status == DT_CLAIM_OK && r[1].status == DT_CLAIM_OK && r[0].attempt == 1 &&
+		   r[1].attempt == 1,
+	   "  both claimed, attempt 1");
+	ok(!strcmp(field("p1", "state"), "RUNNING") && !strcmp(field("p2", "worker"), "w2") &&
+		   !strcmp(field("p2", "clean_end"), "0"),
+	   "  RUNNING records, each for its worker");
+	is_str(field("p2", "data"), v.v[1], "  data is the item, verbatim");
+	ok(num("SISMEMBER tasks p1") == 1 && num("SISMEMBER tasks p2") == 1 &&
+		   str("ZSCORE running p2") != NULL,
+	   "  in tasks and running");
+	is_int(num("LLEN new-task"), 1, "  they left new-task");
+	is_str(str("LINDEX new-task 0"), "{\"id\":\"p3\",\"function\":\"g\"}", "  p3 is still there");
+	is_int(num("EXISTS inflight-d1"), 0, "  nothing went through inflight-d1");
+
+	/* The same claim again (a retried call): p3 is at the tail now. */
+	is_int(dt_store_claim_tail(S, "d1", q, 2, r, err, sizeof err), 0, "the same claim again");
+	ok(r[0].status == DT_CLAIM_GONE && r[1].status == DT_CLAIM_GONE, "  gone, both");
+	ok(!strcmp(field("p1", "attempt"), "1") && !strcmp(field("p1", "worker"), "w1"),
+	   "  p1's record unchanged");
+	is_int(num("LLEN new-task"), 1, "  p3 untouched");
+	for (size_t i = 0; i < 2; i++)
+		dt_item_free(&it[i]);
+	dt_strv_free(&v);
+
+	/* A stale peek: another distributor took p3 first. */
+	is_int(dt_store_peek(S, 5, &v, err, sizeof err), 0, "peek p3");
+	dt_item_parse(v.v[0], v.len[0], &it[0], why, sizeof why);
+	q[0] = (dt_claim_req){ v.v[0], v.len[0], &it[0], "w1" };
+	taken other;
+	ok(take1(S, "d2", &other) == 0, "  d2 takes it");
+	submit("{\"id\":\"p4\",\"function\":\"g\"}");
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, err, sizeof err), 0, "d1 claims p3 from the tail");
+	is_int(r[0].status, DT_CLAIM_GONE, "  gone");
+	ok(field("p3", "state") == NULL, "  no record for p3");
+	is_str(str("LINDEX new-task -1"), "{\"id\":\"p4\",\"function\":\"g\"}", "  p4 left where it was");
+	is_int(claim_as(S, "d2", &other, "w1", NULL), DT_CLAIM_OK, "  d2's claim of p3 succeeds");
+	taken_free(&other);
+	dt_item_free(&it[0]);
+	dt_strv_free(&v);
+
+	/* Parked items of g go first: a tail claim of g leaves p4 alone. */
+	cmd0("LPUSH queue-g {\"id\":\"old\",\"function\":\"g\"}");
+	is_int(dt_store_peek(S, 1, &v, err, sizeof err), 0, "peek p4 (queue-g holds a parked item)");
+	dt_item_parse(v.v[0], v.len[0], &it[0], why, sizeof why);
+	q[0] = (dt_claim_req){ v.v[0], v.len[0], &it[0], "w1" };
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, err, sizeof err), 0, "claim p4 from the tail");
+	is_int(r[0].status, DT_CLAIM_GONE, "  gone: not claimed");
+	ok(field("p4", "state") == NULL && num("LLEN new-task") == 1, "  p4 still waits in new-task");
+	cmd0("DEL queue-g");
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, err, sizeof err), 0, "queue-g emptied: again");
+	is_int(r[0].status, DT_CLAIM_OK, "  claimed");
+	dt_item_free(&it[0]);
+	dt_strv_free(&v);
+
+	/* Two identical items without an id: each its own generated id. */
+	submit("{\"function\":\"f\"}");
+	submit("{\"function\":\"f\"}");
+	submit("{\"id\":\"p1\",\"function\":\"f\"}"); /* p1 is RUNNING: a duplicate */
+	is_int(dt_store_peek(S, 3, &v, err, sizeof err), 0, "peek 3: two alike, then a duplicate");
+	for (size_t i = 0; i < 3 && i < v.n; i++) {
+		dt_item_parse(v.v[i], v.len[i], &it[i], why, sizeof why);
+		q[i] = (dt_claim_req){ v.v[i], v.len[i], &it[i], "w1" };
+	}
+	long long bad0 = num("LLEN bad-task");
+	is_int(dt_store_claim_tail(S, "d1", q, 3, r, err, sizeof err), 0, "claim the three");
+	ok(r[0].status == DT_CLAIM_OK && r[1].status == DT_CLAIM_OK && r[2].status == DT_CLAIM_DUP,
+	   "  two claimed, the duplicate refused");
+	ok(strcmp(it[0].id, it[1].id) != 0 && field(it[0].id, "state") && field(it[1].id, "state"),
+	   "  two records, two ids");
+	is_int(num("LLEN bad-task"), bad0 + 1, "  the duplicate went to bad-task");
+	is_int(num("LLEN new-task"), 0, "  new-task is empty");
+	is_str(field("p1", "worker"), "w1", "  the running p1 is untouched");
+	for (size_t i = 0; i < 3; i++)
+		dt_item_free(&it[i]);
+	dt_strv_free(&v);
+
+	/* A requeued item with a waiting cancel: ended, not run. */
+	cmd0("HSET task-c1 state QUEUED attempt 2 request cancel clean_end 0");
+	submit("{\"id\":\"c1\",\"function\":\"f\",\"clean_end\":false,\"attempt\":2}");
+	is_int(dt_store_peek(S, 1, &v, err, sizeof err), 0, "peek a requeued item");
+	dt_item_parse(v.v[0], v.len[0], &it[0], why, sizeof why);
+	q[0] = (dt_claim_req){ v.v[0], v.len[0], &it[0], "w1" };
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, err, sizeof err), 0, "claim it from the tail");
+	is_int(r[0].status, DT_CLAIM_CANCELLED, "  cancelled");
+	ok(!strcmp(field("c1", "state"), "END") && num("LLEN new-task") == 0, "  END, off the queue");
+	dt_item_free(&it[0]);
+	dt_strv_free(&v);
+	is_int(dt_store_peek(S, 4, &v, err, sizeof err), 0, "peek an empty queue");
+	is_int((long long)v.n, 0, "  nothing");
+	dt_strv_free(&v);
 }
 
 static void t_heartbeat_finish(void)
@@ -973,6 +1087,21 @@ static void t_prefix(void)
 	dt_bad_req bq = { v.v[0], v.len[0], "test" };
 	dt_store_bad(P, "d1", &bq, 1, &res, err, sizeof err);
 	dt_strv_free(&v);
+	/* pfx:queue-f holds k1 (parked): a tail claim of an f item waits. */
+	const char *k2item = "{\"id\":\"k2\",\"function\":\"f\"}";
+	dt_store_submit(P, k2item, strlen(k2item), err, sizeof err);
+	dt_item k2;
+	char why[64];
+	dt_claim_res cr = { -1, 0 };
+	if (dt_store_peek(P, 1, &v, err, sizeof err) == 0 && v.n == 1 &&
+	    dt_item_parse(v.v[0], v.len[0], &k2, why, sizeof why) == 0) {
+		dt_claim_req cq = { v.v[0], v.len[0], &k2, "w1" };
+		dt_store_claim_tail(P, "d1", &cq, 1, &cr, err, sizeof err);
+		dt_item_free(&k2);
+	}
+	dt_strv_free(&v);
+	is_int(cr.status, DT_CLAIM_GONE, "a tail claim sees the prefixed queue-f's parked item");
+	is_int(num("LLEN pfx:new-task"), 1, "  k2 stays in pfx:new-task");
 
 	redisReply *r = cmd("KEYS *");
 	int all = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
@@ -1071,6 +1200,7 @@ int main(void)
 	t_auth_db();
 	t_prefix();
 	t_client_calls();
+	t_claim_tail();
 
 	dt_store_free(S);
 	redisFree(R);

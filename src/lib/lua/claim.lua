@@ -1,12 +1,16 @@
--- claim.lua: claim a batch of taken items, each for the worker chosen for
--- it (SPEC 3.2 and 5.1).
+-- claim.lua: claim a batch of items, each for the worker chosen for it
+-- (SPEC 3.2 and 5.1), either taken before or straight off the queue.
 --
--- KEYS[1]  inflight-<distributor>   KEYS[2]  tasks      KEYS[3]  running
--- KEYS[4]  end-task                 KEYS[5]  bad-task
+-- KEYS[1]  the items' source: inflight-<distributor>, or new-task
+-- KEYS[2]  tasks      KEYS[3]  running   KEYS[4]  end-task
+-- KEYS[5]  bad-task
 -- ARGV[1]  the key prefix (task keys are built here: ids are data)
 -- ARGV[2]  the distributor's name
+-- ARGV[3]  "inflight": each item was taken into KEYS[1] (anywhere in it)
+--          "tail": each item is expected at the right end of KEYS[1]
+--          (new-task), oldest first, as the distributor last read it there
 -- then 8 ARGV per item:
---   raw       the item exactly as it is in inflight-<distributor>
+--   raw       the item exactly as it is in KEYS[1]
 --   text      the item to keep as the record's data (raw, or raw with a
 --             generated "id" spliced in)
 --   id        its task id (checked in C)
@@ -18,22 +22,33 @@
 --
 -- Returns one string per item, in order:
 --   "ok <attempt>"  claimed: the record is RUNNING with this attempt
---   "gone"          the item is no longer in the in-flight list (another
---                   distributor recovered it): nothing was done
+--   "gone"          nothing was done: the item is no longer in the
+--                   in-flight list (another distributor recovered it); or,
+--                   "tail", it is not the queue's oldest item any more
+--                   (another distributor took it, or a requeue came
+--                   first), or queue-<function> holds parked items, which
+--                   are served first
 --   "cancelled"     the record asked request=cancel: ended, not run
 --   "dup"           any other item for that id, or a task key that is not
 --                   a hash: moved to bad-task with the reason
 --
--- Idempotent: the claim first removes its own item from the in-flight
--- list, and does nothing at all when it is not there, so a retried call
--- answers "gone" and changes nothing.  It claims only a missing record
+-- Idempotent: the claim first removes its own item from its source (the
+-- in-flight list; or new-task's right end, only when the item is there),
+-- and does nothing at all when it is not there, so a retried call answers
+-- "gone" and changes nothing ("tail": unless an identical item came next,
+-- which is then claimed as that item would have been).  Either way an
+-- item leaves its list and becomes a record in one atomic step: it is
+-- never only in the distributor's memory.  It claims only a missing record
 -- (for an item without an attempt) or a QUEUED one with the item's
 -- attempt, and every claim raises attempt by one: a copy of an older item
 -- can never claim again.
 local t = redis.call('TIME')
 local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local prefix, distributor = ARGV[1], ARGV[2]
+local tail = ARGV[3] == 'tail'
 local out = {}
+-- "tail": function -> whether queue-<function> holds parked items.
+local parked = {}
 
 -- Ids joining tasks and running, added in one call each at the end.
 local claimed = {}
@@ -52,13 +67,28 @@ local function end_task(key, id, clean_end, err)
   redis.call('ZREM', KEYS[3], id)
 end
 
-for i = 3, #ARGV, 8 do
+-- The item leaves its source; false when it is not there (see "gone").
+local function take(raw, fn)
+  if not tail then
+    -- From the tail: the items of a batch were taken oldest first to the
+    -- head, so the oldest, claimed first, is the last one.
+    return redis.call('LREM', KEYS[1], -1, raw) ~= 0
+  end
+  if parked[fn] == nil then
+    parked[fn] = redis.call('EXISTS', prefix .. 'queue-' .. fn) == 1
+  end
+  if parked[fn] or redis.call('LINDEX', KEYS[1], -1) ~= raw then
+    return false
+  end
+  redis.call('RPOP', KEYS[1])
+  return true
+end
+
+for i = 4, #ARGV, 8 do
   local raw, text, id, want = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local worker, clean_end, max_attempts, fn = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local res
-  -- From the tail: the items of a batch were taken oldest first to the
-  -- head, so the oldest, claimed first, is the last one.
-  if redis.call('LREM', KEYS[1], -1, raw) == 0 then
+  if not take(raw, fn) then
     res = 'gone'
   else
     local key = prefix .. 'task-' .. id
