@@ -21,9 +21,12 @@
  *   new-task's tail (claim.lua "tail": only an item that is still the
  *   oldest, and only when its function has no parked items), so a slot
  *   that frees up waits for one round trip, not for a take and then a
- *   claim.  A peek gone stale (another distributor took first, a requeue
- *   came in front) answers "gone" and the next batch is taken the plain
- *   way.  A crash at any instant loses nothing: an item is in new-task,
+ *   claim.  A peeked item gone meanwhile (another distributor took it, a
+ *   requeue came in front) is answered "gone", and the same script takes
+ *   another item in its place into inflight-<name>, claimed in the next
+ *   round trip; when parked items wait for a peeked item's function
+ *   ("parked"), the next batch is taken the plain way, which serves them
+ *   first.  A crash at any instant loses nothing: an item is in new-task,
  *   queue-<function>, inflight-<name> (returned at the next start, or by
  *   another distributor's recovery) or claimed in its record.
  *
@@ -243,7 +246,8 @@ typedef struct qstats {
 	unsigned long long trips;      /* dispatch round trips */
 	unsigned long long taken;      /* claims of taken items */
 	unsigned long long tail;       /* claims straight from new-task's tail */
-	unsigned long long tail_gone;  /* ... that found the item gone */
+	unsigned long long tail_gone;  /* ... that found the item gone (another
+					  was taken in its place) */
 } qstats;
 
 /* Parse one item (raw stays the caller's) for placement. */
@@ -359,8 +363,8 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 	int *pr = calloc(n + 1, sizeof *pr), *br = calloc(n + 1, sizeof *br);
 	outbuf *out = calloc(cap, sizeof *out);
 	size_t nc = 0, nt = 0, np = 0, nb = 0, no = 0, psize = 0;
-	dt_strv fresh = { 0 };
-	int peeked = 0, tail_gone = 0;
+	dt_strv fresh = { 0 }, repl = { 0 };
+	int peeked = 0, tail_parked = 0, forgot = 0;
 	char err[512];
 
 	memset(next, 0, sizeof *next);
@@ -428,7 +432,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 	if (!rc && nb)
 		rc = dt_batch_bad(b, d->name, bq, nb, br);
 	if (!rc && nt)
-		rc = dt_batch_claim_tail(b, d->name, cq + nc, nt, cr + nc);
+		rc = dt_batch_claim_tail(b, d->name, cq + nc, nt, cr + nc, &repl);
 	if (!rc && (nc || nt || n == 0)) {
 		/* The slots left free once these are placed: take for them now. */
 		char **fns = NULL;
@@ -458,6 +462,16 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		dt_strv_free(next); /* inflight-<name> is returned below */
 		took = 0;
 		peeked = 0;
+	} else if (repl.n) {
+		/* Taken in place of gone tail items: older than the take's. */
+		if (dt_strv_cat(&repl, next) == 0) {
+			*next = repl;
+			memset(&repl, 0, sizeof repl);
+		} else {
+			log_error("queue: out of memory: returning inflight-%s", d->name);
+			dt_strv_free(next);
+			forgot = 1;
+		}
 	}
 	qs->trips++;
 	qs->taken += nc;
@@ -469,10 +483,10 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		slot_item *x = cx[c];
 		wlink *l = x->to;
 		int ok = rc == 0 && cr[c].status == DT_CLAIM_OK;
-		if (c >= nc && rc == 0 && cr[c].status == DT_CLAIM_GONE) {
-			tail_gone = 1;
+		if (c >= nc && rc == 0 && cr[c].status == DT_CLAIM_GONE)
 			qs->tail_gone++;
-		}
+		if (c >= nc && rc == 0 && cr[c].status == DT_CLAIM_PARKED)
+			tail_parked = 1;
 		if (!ok || !l->alive) {
 			if (l->outstanding > 0)
 				l->outstanding--;
@@ -542,16 +556,15 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		dt_link_unref(d, out[k].l);
 	pthread_mutex_unlock(&d->lock);
 
-	/* The next peek.  After a "gone" from the tail (another distributor
-	 * took first, a requeue came in front, or parked items wait for that
-	 * function) the next batch is taken the plain way, which always
-	 * moves on. */
-	if (peeked && !tail_gone)
+	/* The next peek.  When parked items wait for a peeked item's
+	 * function, the next batch is taken the plain way (take.lua serves
+	 * them first). */
+	if (peeked && !tail_parked)
 		peek_set(cfg, pk, &fresh);
 	else
 		peek_clear(pk);
 
-	if (rc < 0) {
+	if (rc < 0 || forgot) {
 		/* What was not applied is still in inflight-<name>: put it back. */
 		int64_t cnt;
 		while (dt_store_return_inflight(st, d->name, &cnt, err, sizeof err) < 0) {
@@ -565,6 +578,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 	}
 out:
 	dt_strv_free(&fresh);
+	dt_strv_free(&repl);
 	for (size_t i = 0; it && i < n; i++)
 		item_clear(&it[i]);
 	for (size_t k = 0; out && k < no; k++)

@@ -669,6 +669,15 @@ static int strv_push(dt_strv *v, const char *p, size_t n)
 	return 0;
 }
 
+int dt_strv_cat(dt_strv *to, dt_strv *from)
+{
+	for (size_t i = 0; i < from->n; i++)
+		if (strv_push(to, from->v[i], from->len[i]))
+			return DTASK_ENOMEM;
+	dt_strv_free(from);
+	return 0;
+}
+
 void dt_strv_free(dt_strv *v)
 {
 	if (!v)
@@ -700,11 +709,20 @@ static int dec_strv(const struct op *op, const redisReply *r, char *err, size_t 
 	return 0;
 }
 
+/* claim.lua: op->n answers; "tail" (op->out2 set): then the items taken
+ * in place of the gone ones. */
 static int dec_claim(const struct op *op, const redisReply *r, char *err, size_t errlen)
 {
 	dt_claim_res *res = op->out;
-	if (check_strings(op, r, err, errlen))
-		return DTASK_EREDIS;
+	dt_strv *taken = op->out2;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < op->n || (!taken && r->elements != op->n))
+		return unexpected(op, err, errlen);
+	for (size_t i = 0; i < r->elements; i++)
+		if (!is_str(r->element[i]))
+			return unexpected(op, err, errlen);
+	for (size_t i = op->n; i < r->elements; i++)
+		if (strv_push(taken, r->element[i]->str, r->element[i]->len))
+			return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
 	for (size_t i = 0; i < op->n; i++) {
 		const char *t = r->element[i]->str;
 		res[i].attempt = 0;
@@ -720,6 +738,8 @@ static int dec_claim(const struct op *op, const redisReply *r, char *err, size_t
 			res[i].status = DT_CLAIM_DUP;
 		else if (!strcmp(t, "cancelled"))
 			res[i].status = DT_CLAIM_CANCELLED;
+		else if (taken && !strcmp(t, "parked"))
+			res[i].status = DT_CLAIM_PARKED;
 		else
 			return unexpected(op, err, errlen);
 	}
@@ -1003,10 +1023,13 @@ int dt_batch_requeue(dt_batch *b, const dt_requeue_req *reqs, size_t n, int64_t 
 	return batch_done(b, m);
 }
 
-/* claim.lua from inflight-<distributor> (tail 0) or new-task's tail (1). */
+/* claim.lua from inflight-<distributor> (taken NULL) or new-task's tail. */
 static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
-		       dt_claim_res *res, int tail)
+		       dt_claim_res *res, dt_strv *taken)
 {
+	int tail = taken != NULL;
+	if (tail)
+		memset(taken, 0, sizeof *taken);
 	if (n == 0)
 		return 0;
 	if (bad_name(distributor))
@@ -1016,7 +1039,7 @@ static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req 
 		    bad_name(reqs[i].item->function) || bad_name(reqs[i].worker))
 			return DTASK_EINVAL;
 	struct mark m = batch_mark(b);
-	struct op *op = op_new(b, SC_CLAIM, NULL, 5, dec_claim);
+	struct op *op = op_new(b, SC_CLAIM, NULL, tail ? 6 : 5, dec_claim);
 	if (tail)
 		arg_key(b, "new-task", NULL);
 	else
@@ -1025,6 +1048,8 @@ static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req 
 	arg_key(b, "running", NULL);
 	arg_key(b, "end-task", NULL);
 	arg_key(b, "bad-task", NULL);
+	if (tail)
+		arg_key(b, "inflight-", distributor);
 	arg_prefix(b);
 	arg_s(b, distributor);
 	arg_s(b, tail ? "tail" : "inflight");
@@ -1040,6 +1065,7 @@ static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req 
 		arg_s(b, it->function);
 	}
 	op->out = res;
+	op->out2 = taken;
 	op->n = n;
 	op_close(b, op);
 	return batch_done(b, m);
@@ -1048,13 +1074,13 @@ static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req 
 int dt_batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
 		   dt_claim_res *res)
 {
-	return batch_claim(b, distributor, reqs, n, res, 0);
+	return batch_claim(b, distributor, reqs, n, res, NULL);
 }
 
 int dt_batch_claim_tail(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
-			dt_claim_res *res)
+			dt_claim_res *res, dt_strv *taken)
 {
-	return batch_claim(b, distributor, reqs, n, res, 1);
+	return batch_claim(b, distributor, reqs, n, res, taken);
 }
 
 int dt_batch_park(dt_batch *b, const char *distributor, const dt_park_req *reqs, size_t n,
@@ -1356,9 +1382,13 @@ int dt_store_claim(dt_store *s, const char *distributor, const dt_claim_req *req
 }
 
 int dt_store_claim_tail(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
-			dt_claim_res *res, char *err, size_t errlen)
+			dt_claim_res *res, dt_strv *taken, char *err, size_t errlen)
 {
-	return run_one(s, dt_batch_claim_tail(s->one, distributor, reqs, n, res), err, errlen);
+	int rc = run_one(s, dt_batch_claim_tail(s->one, distributor, reqs, n, res, taken), err,
+			 errlen);
+	if (rc)
+		dt_strv_free(taken);
+	return rc;
 }
 
 int dt_store_park(dt_store *s, const char *distributor, const dt_park_req *reqs, size_t n,

@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 380
+#define PLAN 383
 
 static redisContext *R;
 static dt_store *S;
@@ -396,7 +396,11 @@ static void t_claim_tail(void)
 		dt_item_parse(v.v[i], v.len[i], &it[i], why, sizeof why);
 		q[i] = (dt_claim_req){ v.v[i], v.len[i], &it[i], i ? "w2" : "w1" };
 	}
-	is_int(dt_store_claim_tail(S, "d1", q, 2, r, err, sizeof err), 0, "claim both from the tail");
+	dt_strv tk0;
+	is_int(dt_store_claim_tail(S, "d1", q, 2, r, &tk0, err, sizeof err), 0,
+	       "claim both from the tail");
+	is_int((long long)tk0.n, 0, "  nothing taken besides");
+	dt_strv_free(&tk0);
 	ok(r[0].status == DT_CLAIM_OK && r[1].status == DT_CLAIM_OK && r[0].attempt == 1 &&
 		   r[1].attempt == 1,
 	   "  both claimed, attempt 1");
@@ -412,11 +416,18 @@ static void t_claim_tail(void)
 	is_int(num("EXISTS inflight-d1"), 0, "  nothing went through inflight-d1");
 
 	/* The same claim again (a retried call): p3 is at the tail now. */
-	is_int(dt_store_claim_tail(S, "d1", q, 2, r, err, sizeof err), 0, "the same claim again");
+	dt_strv tk;
+	int64_t cnt = 0;
+	is_int(dt_store_claim_tail(S, "d1", q, 2, r, &tk, err, sizeof err), 0, "the same claim again");
 	ok(r[0].status == DT_CLAIM_GONE && r[1].status == DT_CLAIM_GONE, "  gone, both");
 	ok(!strcmp(field("p1", "attempt"), "1") && !strcmp(field("p1", "worker"), "w1"),
 	   "  p1's record unchanged");
-	is_int(num("LLEN new-task"), 1, "  p3 untouched");
+	ok(tk.n == 1 && !strcmp(tk.v[0], "{\"id\":\"p3\",\"function\":\"g\"}"),
+	   "  p3 taken in their place (all there was), and returned");
+	ok(num("LLEN new-task") == 0 && num("LLEN inflight-d1") == 1, "  into inflight-d1");
+	dt_strv_free(&tk);
+	dt_store_return_inflight(S, "d1", &cnt, err, sizeof err);
+	is_int(cnt, 1, "  (returned to new-task)");
 	for (size_t i = 0; i < 2; i++)
 		dt_item_free(&it[i]);
 	dt_strv_free(&v);
@@ -428,11 +439,19 @@ static void t_claim_tail(void)
 	taken other;
 	ok(take1(S, "d2", &other) == 0, "  d2 takes it");
 	submit("{\"id\":\"p4\",\"function\":\"g\"}");
-	is_int(dt_store_claim_tail(S, "d1", q, 1, r, err, sizeof err), 0, "d1 claims p3 from the tail");
+	submit("{\"id\":\"p5\",\"function\":\"g\"}");
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, &tk, err, sizeof err), 0,
+	       "d1 claims p3 from the tail");
 	is_int(r[0].status, DT_CLAIM_GONE, "  gone");
 	ok(field("p3", "state") == NULL, "  no record for p3");
-	is_str(str("LINDEX new-task -1"), "{\"id\":\"p4\",\"function\":\"g\"}", "  p4 left where it was");
+	ok(tk.n == 1 && !strcmp(tk.v[0], "{\"id\":\"p4\",\"function\":\"g\"}") &&
+		   num("LLEN inflight-d1") == 1 && num("LLEN new-task") == 1,
+	   "  the oldest, p4, taken into inflight-d1 in its place; p5 waits");
 	is_int(claim_as(S, "d2", &other, "w1", NULL), DT_CLAIM_OK, "  d2's claim of p3 succeeds");
+	dt_strv_free(&tk);
+	cmd0("LMOVE inflight-d1 new-task RIGHT RIGHT"); /* p4 back in front */
+	cmd0("DEL task-p5");
+	cmd0("LREM new-task 0 {\"id\":\"p5\",\"function\":\"g\"}");
 	taken_free(&other);
 	dt_item_free(&it[0]);
 	dt_strv_free(&v);
@@ -442,12 +461,18 @@ static void t_claim_tail(void)
 	is_int(dt_store_peek(S, 1, &v, err, sizeof err), 0, "peek p4 (queue-g holds a parked item)");
 	dt_item_parse(v.v[0], v.len[0], &it[0], why, sizeof why);
 	q[0] = (dt_claim_req){ v.v[0], v.len[0], &it[0], "w1" };
-	is_int(dt_store_claim_tail(S, "d1", q, 1, r, err, sizeof err), 0, "claim p4 from the tail");
-	is_int(r[0].status, DT_CLAIM_GONE, "  gone: not claimed");
-	ok(field("p4", "state") == NULL && num("LLEN new-task") == 1, "  p4 still waits in new-task");
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, &tk, err, sizeof err), 0,
+	       "claim p4 from the tail");
+	is_int(r[0].status, DT_CLAIM_PARKED, "  parked: not claimed");
+	ok(field("p4", "state") == NULL && num("LLEN new-task") == 1 && tk.n == 0 &&
+		   num("LLEN inflight-d1") == 0,
+	   "  p4 still waits in new-task, nothing taken in its place");
+	dt_strv_free(&tk);
 	cmd0("DEL queue-g");
-	is_int(dt_store_claim_tail(S, "d1", q, 1, r, err, sizeof err), 0, "queue-g emptied: again");
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, &tk, err, sizeof err), 0,
+	       "queue-g emptied: again");
 	is_int(r[0].status, DT_CLAIM_OK, "  claimed");
+	dt_strv_free(&tk);
 	dt_item_free(&it[0]);
 	dt_strv_free(&v);
 
@@ -461,7 +486,8 @@ static void t_claim_tail(void)
 		q[i] = (dt_claim_req){ v.v[i], v.len[i], &it[i], "w1" };
 	}
 	long long bad0 = num("LLEN bad-task");
-	is_int(dt_store_claim_tail(S, "d1", q, 3, r, err, sizeof err), 0, "claim the three");
+	is_int(dt_store_claim_tail(S, "d1", q, 3, r, &tk, err, sizeof err), 0, "claim the three");
+	dt_strv_free(&tk);
 	ok(r[0].status == DT_CLAIM_OK && r[1].status == DT_CLAIM_OK && r[2].status == DT_CLAIM_DUP,
 	   "  two claimed, the duplicate refused");
 	ok(strcmp(it[0].id, it[1].id) != 0 && field(it[0].id, "state") && field(it[1].id, "state"),
@@ -479,7 +505,9 @@ static void t_claim_tail(void)
 	is_int(dt_store_peek(S, 1, &v, err, sizeof err), 0, "peek a requeued item");
 	dt_item_parse(v.v[0], v.len[0], &it[0], why, sizeof why);
 	q[0] = (dt_claim_req){ v.v[0], v.len[0], &it[0], "w1" };
-	is_int(dt_store_claim_tail(S, "d1", q, 1, r, err, sizeof err), 0, "claim it from the tail");
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, &tk, err, sizeof err), 0,
+	       "claim it from the tail");
+	dt_strv_free(&tk);
 	is_int(r[0].status, DT_CLAIM_CANCELLED, "  cancelled");
 	ok(!strcmp(field("c1", "state"), "END") && num("LLEN new-task") == 0, "  END, off the queue");
 	dt_item_free(&it[0]);
@@ -1096,11 +1124,13 @@ static void t_prefix(void)
 	if (dt_store_peek(P, 1, &v, err, sizeof err) == 0 && v.n == 1 &&
 	    dt_item_parse(v.v[0], v.len[0], &k2, why, sizeof why) == 0) {
 		dt_claim_req cq = { v.v[0], v.len[0], &k2, "w1" };
-		dt_store_claim_tail(P, "d1", &cq, 1, &cr, err, sizeof err);
+		dt_strv tk;
+		dt_store_claim_tail(P, "d1", &cq, 1, &cr, &tk, err, sizeof err);
+		dt_strv_free(&tk);
 		dt_item_free(&k2);
 	}
 	dt_strv_free(&v);
-	is_int(cr.status, DT_CLAIM_GONE, "a tail claim sees the prefixed queue-f's parked item");
+	is_int(cr.status, DT_CLAIM_PARKED, "a tail claim sees the prefixed queue-f's parked item");
 	is_int(num("LLEN pfx:new-task"), 1, "  k2 stays in pfx:new-task");
 
 	redisReply *r = cmd("KEYS *");
