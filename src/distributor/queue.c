@@ -16,7 +16,8 @@
  *   pipeline), and each worker gets all its "run" lines in one send.  That
  *   round trip also takes the next items when slots are left free (up to
  *   that many), and reads (LRANGE, takes nothing) the oldest items of
- *   new-task, as many as all the slots: the peek.  The next round trip
+ *   new-task, about twice as many as it claims (at least 8, at most all
+ *   the slots): the peek.  The next round trip
  *   claims the peeked items that fit the slots free by then straight off
  *   new-task's tail (claim.lua "tail": only an item that is still the
  *   oldest, and only when its function has no parked items), so a slot
@@ -333,13 +334,24 @@ static void peek_set(const dt_config *cfg, peek *pk, dt_strv *fresh)
 
 /* Under d->lock: how many items the next round trip could claim at most
  * (the slots of the workers that may take runs), for the peek. */
-static size_t peek_size(dist *d)
+static size_t slots_all(dist *d)
 {
 	size_t n = 0;
 	for (wlink *l = d->links; l; l = l->next)
 		if (l->alive && !l->draining && !l->redis_down)
 			n += (size_t)l->capacity;
 	return n > QUEUE_BATCH ? QUEUE_BATCH : n;
+}
+
+/* How many items to peek: about as many slots as will free up during the
+ * next round trip, guessed from this one's claims (twice as many, at
+ * least PEEK_MIN), never more than there are slots.  Every peek reads its
+ * items' bytes again, so it stays small while few tasks end. */
+#define PEEK_MIN 8
+static size_t peek_size(size_t all, size_t claims)
+{
+	size_t want = claims * 2 > PEEK_MIN ? claims * 2 : PEEK_MIN;
+	return want < all ? want : all;
 }
 
 /* Claim, park or reject a batch of taken items (items) and claim the
@@ -364,13 +376,14 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 	outbuf *out = calloc(cap, sizeof *out);
 	size_t nc = 0, nt = 0, np = 0, nb = 0, no = 0, psize = 0;
 	dt_strv fresh = { 0 }, repl = { 0 };
-	int peeked = 0, tail_parked = 0, forgot = 0;
+	int peeked = 0, tail_parked = 0, forgot = 0, rc = 0;
 	char err[512];
 
 	memset(next, 0, sizeof *next);
 	if (!it || !cx || !cq || !cr || !pq || !bq || !pr || !br || !out) {
 		log_error("queue: out of memory for a batch of %zu: returning it", n);
 		peek_clear(pk);
+		forgot = 1;
 		goto out;
 	}
 	/* Parse outside the lock. */
@@ -404,7 +417,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 			l->refs++;
 		}
 	}
-	psize = peek_size(d);
+	psize = slots_all(d);
 	pthread_mutex_unlock(&d->lock);
 
 	for (size_t i = 0; i < n; i++) {
@@ -424,7 +437,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		cq[nc + j] = (dt_claim_req){ x->raw, x->raw_len, &x->item, x->to->name };
 	}
 	pk->used += nt;
-	int rc = 0;
+	psize = peek_size(psize, nc + nt);
 	if (nc)
 		rc = dt_batch_claim(b, d->name, cq, nc, cr);
 	if (!rc && np)
@@ -454,10 +467,12 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 			peeked = rc == 0;
 		}
 	}
-	if (!rc)
+	if (!rc) {
 		rc = dt_batch_exec(b, err, sizeof err);
-	else
+	} else {
+		dt_batch_clear(b); /* what was added points at our arrays */
 		snprintf(err, sizeof err, "out of memory");
+	}
 	if (rc < 0) {
 		dt_strv_free(next); /* inflight-<name> is returned below */
 		took = 0;
@@ -520,8 +535,9 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 	pthread_mutex_unlock(&d->lock);
 
 	if (rc < 0) {
-		log_error("queue: Redis: %s: the batch stays in inflight-%s and is returned", err,
-			  d->name);
+		log_error("queue: Redis: %s: what was taken stays in inflight-%s and is returned "
+			  "(a task claimed in that round trip all the same gets no run: the sweep "
+			  "requeues it after task_timeout)", err, d->name);
 	} else {
 		for (size_t c = 0; c < nc + nt; c++) {
 			if (cr[c].status == DT_CLAIM_DUP)
@@ -564,6 +580,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 	else
 		peek_clear(pk);
 
+out:
 	if (rc < 0 || forgot) {
 		/* What was not applied is still in inflight-<name>: put it back. */
 		int64_t cnt;
@@ -576,7 +593,6 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 			backoff(d, 1000);
 		}
 	}
-out:
 	dt_strv_free(&fresh);
 	dt_strv_free(&repl);
 	for (size_t i = 0; it && i < n; i++)

@@ -307,6 +307,11 @@ static void batch_reset(dt_batch *b)
 	b->oom = 0;
 }
 
+void dt_batch_clear(dt_batch *b)
+{
+	batch_reset(b);
+}
+
 void dt_batch_free(dt_batch *b)
 {
 	if (!b)

@@ -155,7 +155,9 @@ typedef struct dt_claim_res {
  * max_attempts, function; id into tasks and running.  A waiting
  * request=cancel ends it instead.  Any other item for the id is a
  * duplicate, pushed on bad-task as {"reason":"duplicate: ...","item":<item>}.
- * One script call for all n; res[i] for reqs[i].  A retry answers GONE. */
+ * One script call for all n; res[i] for reqs[i].  A retry answers GONE
+ * (an item with a generated id, as soon as its record exists: never
+ * another item with the same bytes). */
 int dt_store_claim(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
 		   dt_claim_res *res, char *err, size_t errlen);
 /* The same, for items not taken but peeked (dt_store_peek): each is
@@ -165,9 +167,10 @@ int dt_store_claim(dt_store *s, const char *distributor, const dt_claim_req *req
  * is not the oldest is DT_CLAIM_GONE: for each of those, one of new-task's
  * oldest items is taken in its place into inflight-<distributor> (as
  * dt_store_take does) and returned in *taken, oldest first, to be claimed
- * like any taken item.  reqs oldest first.  Saves the distributor the
- * round trip of a take: a slot that frees up is claimed for in the next
- * one. */
+ * like any taken item.  reqs oldest first.  A retry claims nothing twice
+ * (but takes items in place of those it finds gone).  Saves the
+ * distributor the round trip of a take: a slot that frees up is claimed
+ * for in the next one. */
 int dt_store_claim_tail(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
 			dt_claim_res *res, dt_strv *taken, char *err, size_t errlen);
 /* The n oldest items of new-task, oldest first, without taking them. */
@@ -403,5 +406,8 @@ int dt_batch_bad(dt_batch *b, const char *distributor, const dt_bad_req *reqs, s
 int dt_batch_take_multi(dt_batch *b, const char *distributor, const char *const *functions,
 			const size_t *counts, size_t nf, size_t n, dt_strv *items);
 int dt_batch_exec(dt_batch *b, char *err, size_t errlen);
+/* Drops every call added since the last exec, unsent (after an add
+ * failed: the calls before it point at the caller's results). */
+void dt_batch_clear(dt_batch *b);
 
 #endif

@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 383
+#define PLAN 393
 
 static redisContext *R;
 static dt_store *S;
@@ -498,6 +498,36 @@ static void t_claim_tail(void)
 	for (size_t i = 0; i < 3; i++)
 		dt_item_free(&it[i]);
 	dt_strv_free(&v);
+
+	/* A retried claim of an item with a generated id never takes another
+	 * item with the same bytes: that one is a task of its own. */
+	submit("{\"function\":\"h\"}");
+	submit("{\"function\":\"h\"}");
+	bad0 = num("LLEN bad-task");
+	is_int(dt_store_peek(S, 1, &v, err, sizeof err), 0, "two alike without an id: peek one");
+	dt_item_parse(v.v[0], v.len[0], &it[0], why, sizeof why);
+	q[0] = (dt_claim_req){ v.v[0], v.len[0], &it[0], "w1" };
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, &tk, err, sizeof err), 0, "claim it");
+	is_int(r[0].status, DT_CLAIM_OK, "  claimed");
+	dt_strv_free(&tk);
+	is_int(dt_store_claim_tail(S, "d1", q, 1, r, &tk, err, sizeof err), 0,
+	       "the same claim again, the other alike at the tail");
+	is_int(r[0].status, DT_CLAIM_GONE, "  gone: its record exists");
+	ok(num("LLEN bad-task") == bad0 && tk.n == 1 && num("LLEN inflight-d1") == 1,
+	   "  the other is no duplicate: taken in its place, not bad");
+	dt_strv_free(&tk);
+	dt_item_free(&it[0]);
+	dt_strv_free(&v);
+	/* The same from inflight-d1: the other alike is there now. */
+	submit("{\"function\":\"h\"}");
+	taken t2;
+	ok(take1(S, "d1", &t2) == 0, "take a third alike into inflight-d1 (two there)");
+	is_int(claim(&t2, "w1", NULL), DT_CLAIM_OK, "claim it");
+	is_int(claim(&t2, "w1", NULL), DT_CLAIM_GONE, "the same claim again: gone");
+	ok(num("LLEN inflight-d1") == 1 && num("LLEN bad-task") == bad0,
+	   "  the other alike stays in inflight-d1, nothing bad");
+	taken_free(&t2);
+	cmd0("DEL inflight-d1");
 
 	/* A requeued item with a waiting cancel: ended, not run. */
 	cmd0("HSET task-c1 state QUEUED attempt 2 request cancel clean_end 0");

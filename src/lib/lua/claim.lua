@@ -40,11 +40,13 @@
 -- Idempotent: the claim first removes its own item from its source (the
 -- in-flight list; or new-task's right end, only when the item is there),
 -- and does nothing at all when it is not there, so a retried call answers
--- "gone" and claims nothing twice ("tail": unless an identical item came
--- next, which is then claimed as that item would have been; and the items
--- taken in place of the gone ones are, as with take.lua, in
--- inflight-<distributor>, which its next start or another distributor
--- returns to new-task).  Either way an item leaves its list and becomes a
+-- "gone" and claims nothing twice.  An item whose id the distributor
+-- generated is "gone" as soon as its record exists, so that a retry never
+-- takes another item with the same bytes ("tail": the items taken in place
+-- of the gone ones are, as with take.lua, in inflight-<distributor>, which
+-- its next start or another distributor returns to new-task).  An item
+-- with its own id and the same bytes as one claimed is a duplicate: "dup".
+-- Either way an item leaves its list and becomes a
 -- record or an in-flight item in one atomic step: it is never only in the
 -- distributor's memory.  It claims only a missing record
 -- (for an item without an attempt) or a QUEUED one with the item's
@@ -100,7 +102,16 @@ end
 for i = 4, #ARGV, 8 do
   local raw, text, id, want = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local worker, clean_end, max_attempts, fn = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  local res = take(raw, fn)
+  local res
+  if text ~= raw and redis.call('EXISTS', prefix .. 'task-' .. id) == 1 then
+    -- The distributor generated this id (text is raw with it spliced in):
+    -- a record under it can only come from this very claim, retried.  It
+    -- must not take another item with the same bytes (that one is a task
+    -- of its own, to be claimed under its own id): nothing to do.
+    res = 'gone'
+  else
+    res = take(raw, fn)
+  end
   if res then
     if res == 'gone' then
       replace = replace + 1
