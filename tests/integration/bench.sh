@@ -10,7 +10,7 @@
 need_redis
 need_certtool
 command -v jq >/dev/null 2>&1 || skip_all "jq not found (install the Debian package jq)"
-plan 12
+plan 13
 watchdog 240
 
 BENCH=$top_builddir/tests/tools/dtask-bench
@@ -33,6 +33,8 @@ j '.enqueue_one_per_s > 0 and .enqueue_batch_per_s > 0 and ([.a_cpu_ms_per_1k.wo
 ok $? "  the enqueue rates and the CPU of workers, distributor and Redis"
 j '(.b_p50_ms_runs | length) == 2 and .b_p50_ms > 0 and .b_p50_ms <= .b_p99_ms and .b_p99_ms <= .b_max_ms'
 ok $? "  B: a p50 per run, and p50 <= p99 <= max"
+j '.b_hop_p50_ms > 0 and .b_hop_p50_ms <= .b_hop_p99_ms'
+ok $? "  B's floor: one idle hop's p50 and p99"
 left=$(ls -d "$T"/dtask-bench.* 2>/dev/null | wc -l)
 is "$left" 0 "its temporary folder is removed"
 if pgrep -f "$T/dtask-bench" >/dev/null 2>&1; then

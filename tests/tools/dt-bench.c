@@ -34,6 +34,13 @@
  * each with its submit time (CLOCK_REALTIME us) in data.t, taken just
  * before the submit; the task computes start - submit as its first action.
  * p50 / p99 (linear interpolation) / max, in ms.
+ * B's floor on this machine: before B, one wake-up hop of the kind B's
+ * path is made of, timed alone: a process blocked in recv on a loopback
+ * TCP socket, woken by another process's send, 400 times at B's rate;
+ * p50 / p99 of send-to-woken-receiver, in ms.  Every B task crosses at
+ * least five such hops in a row (Redis to the distributor, the claim to
+ * Redis and back, the run to the worker, the worker to a task thread);
+ * a submit with a claim in between cannot start in fewer.
  *
  * --redis-stats adds, on stderr, Redis's own account of A's drain (INFO
  * commandstats): calls per task and CPU ms per 1,000 tasks by command.
@@ -53,6 +60,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -469,7 +477,84 @@ static double pct(const int64_t *v, size_t n, double p)
 /* ============================================================= figures */
 
 enum { F_ONE, F_BATCH, F_TPS, F_STEADY, F_STARTUP, F_CPU_W, F_CPU_D, F_CPU_R, F_RATE, F_P50,
-       F_P99, F_MAX, F_NLAT, NFIG };
+       F_P99, F_MAX, F_NLAT, F_HOP50, F_HOP99, NFIG };
+
+/* ================================================================ B's floor */
+
+#define HOPS 400
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int io_all(int fd, void *p, size_t n, int writing)
+{
+	char *c = p;
+	while (n > 0) {
+		ssize_t k = writing ? write(fd, c, n) : read(fd, c, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		c += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* One idle wake-up hop, HOPS times at rate per second: a child blocked in
+ * read on a loopback TCP connection, woken by our send of the time; it
+ * sends back every send-to-wake time (ns).  p50 and p99 in ms. */
+static void hop_floor(int rate, double *p50, double *p99)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof a;
+	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0), s;
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 1) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&a, &alen) < 0)
+		die("hop floor: cannot listen on loopback: %s", strerror(errno));
+	pid_t c = fork();
+	if (c < 0)
+		die("hop floor: fork: %s", strerror(errno));
+	if (c == 0) {
+		static int64_t got[HOPS];
+		int r = accept(ls, NULL, NULL);
+		if (r < 0)
+			_exit(1);
+		setsockopt(r, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		for (int i = 0; i < HOPS; i++) {
+			int64_t sent;
+			if (io_all(r, &sent, sizeof sent, 0) < 0)
+				_exit(1);
+			got[i] = mono_ns() - sent;
+		}
+		_exit(io_all(r, got, sizeof got, 1) < 0);
+	}
+	close(ls);
+	if ((s = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    connect(s, (struct sockaddr *)&a, sizeof a) < 0)
+		die("hop floor: cannot connect: %s", strerror(errno));
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	static int64_t v[HOPS];
+	int64_t period = 1000000 / rate;
+	for (int i = 0; i < HOPS; i++) {
+		nap_us(period);
+		int64_t now = mono_ns();
+		if (io_all(s, &now, sizeof now, 1) < 0)
+			die("%s", "hop floor: the receiver is gone");
+	}
+	if (io_all(s, v, sizeof v, 0) < 0)
+		die("%s", "hop floor: no times back from the receiver");
+	close(s);
+	int st;
+	waitpid(c, &st, 0);
+	qsort(v, HOPS, sizeof *v, cmp_i64);
+	*p50 = pct(v, HOPS, 50) / 1e6;
+	*p99 = pct(v, HOPS, 99) / 1e6;
+}
 
 static int cmp_dbl(const void *a, const void *b)
 {
@@ -735,7 +820,9 @@ int main(int argc, char **argv)
 			cpu_w = (children_cpu_ms() - w0) * 1000.0 / n;
 		}
 
+		double hop50 = 0, hop99 = 0;
 		if (do_b) {
+			hop_floor(rate, &hop50, &hop99);
 			flushdb(rc);
 			spawn_workers();
 			int64_t t0 = real_us();
@@ -781,7 +868,8 @@ int main(int argc, char **argv)
 			[F_ONE] = one_rate, [F_BATCH] = batch_rate, [F_TPS] = a_tps,
 			[F_STEADY] = a_steady, [F_STARTUP] = a_startup, [F_CPU_W] = cpu_w,
 			[F_CPU_D] = cpu_d, [F_CPU_R] = cpu_r, [F_RATE] = achieved, [F_P50] = p50,
-			[F_P99] = p99, [F_MAX] = pmax, [F_NLAT] = (double)nlat
+			[F_P99] = p99, [F_MAX] = pmax, [F_NLAT] = (double)nlat, [F_HOP50] = hop50,
+			[F_HOP99] = hop99
 		};
 		memcpy(runs[rep], fig, sizeof fig);
 	}
@@ -809,6 +897,8 @@ int main(int argc, char **argv)
 			       med[F_NLAT], med[F_RATE], med[F_P50], med[F_P99], med[F_MAX]);
 			print_all("b_p50_ms", runs, reps, F_P50, 3);
 			print_all("b_p99_ms", runs, reps, F_P99, 3);
+			printf(",\"b_hop_p50_ms\":%.3f,\"b_hop_p99_ms\":%.3f", med[F_HOP50],
+			       med[F_HOP99]);
 		}
 		printf("}\n");
 	} else {
@@ -830,6 +920,8 @@ int main(int argc, char **argv)
 			print_figure("B latency p50:", med, lo, hi, F_P50, reps, 3, "ms");
 			print_figure("B latency p99:", med, lo, hi, F_P99, reps, 3, "ms");
 			print_figure("B latency max:", med, lo, hi, F_MAX, reps, 3, "ms");
+			print_figure("B floor: one idle hop p50:", med, lo, hi, F_HOP50, reps, 3, "ms");
+			print_figure("B floor: one idle hop p99:", med, lo, hi, F_HOP99, reps, 3, "ms");
 		}
 	}
 	free(runs);
