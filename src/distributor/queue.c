@@ -15,19 +15,18 @@
  *   and rejects the whole batch (claim.lua, park.lua, bad.lua in a
  *   pipeline), and each worker gets all its "run" lines in one send.  That
  *   round trip also takes the next items when slots are left free (up to
- *   that many), and reads (LRANGE, takes nothing) the oldest items of
- *   new-task, about twice as many as it claims (at least 8, at most all
- *   the slots): the peek.  The next round trip
- *   claims the peeked items that fit the slots free by then straight off
- *   new-task's tail (claim.lua "tail": only an item that is still the
- *   oldest, and only when its function has no parked items), so a slot
- *   that frees up waits for one round trip, not for a take and then a
- *   claim.  A peeked item gone meanwhile (another distributor took it, a
- *   requeue came in front) is answered "gone", and the same script takes
- *   another item in its place into inflight-<name>, claimed in the next
- *   round trip; when parked items wait for a peeked item's function
- *   ("parked"), the next batch is taken the plain way, which serves them
- *   first.  A crash at any instant loses nothing: an item is in new-task,
+ *   that many), and, last, reads (LRANGE, takes nothing) the oldest items
+ *   of new-task, about twice as many as it claims (at least 8, at most all
+ *   the slots): the peek.  The next round trip claims the peeked items
+ *   that fit the slots free by then straight off new-task's tail
+ *   (claim.lua "tail": only an item that is still the oldest, and only
+ *   when its function has no parked items), so a slot that frees up waits
+ *   for one round trip, not for a take and then a claim.  A peeked item
+ *   gone meanwhile (another distributor took it, a requeue came in front)
+ *   is answered "gone" and its slot is filled in the next round trip, from
+ *   that one's fresh peek; when parked items wait for a peeked item's
+ *   function ("parked"), the next batch is taken the plain way, which
+ *   serves them first.  A crash at any instant loses nothing: an item is in new-task,
  *   queue-<function>, inflight-<name> (returned at the next start, or by
  *   another distributor's recovery) or claimed in its record.
  *
@@ -244,12 +243,24 @@ static void backoff(dist *d, int ms)
 
 /* What the queue thread did, logged when it stops. */
 typedef struct qstats {
-	unsigned long long trips;      /* dispatch round trips */
-	unsigned long long taken;      /* claims of taken items */
-	unsigned long long tail;       /* claims straight from new-task's tail */
-	unsigned long long tail_gone;  /* ... that found the item gone (another
-					  was taken in its place) */
+	unsigned long long trips;       /* dispatch round trips */
+	unsigned long long taken;       /* taken items claimed (any answer but gone) */
+	unsigned long long tail;        /* peeked items claimed straight off new-task */
+	unsigned long long tail_gone;   /* peeked items another distributor took */
+	unsigned long long tail_parked; /* peeked items left for parked ones */
 } qstats;
+
+static void count_claim(qstats *qs, int tail, int status)
+{
+	if (!tail)
+		qs->taken += status != DT_CLAIM_GONE;
+	else if (status == DT_CLAIM_GONE)
+		qs->tail_gone++;
+	else if (status == DT_CLAIM_PARKED)
+		qs->tail_parked++;
+	else
+		qs->tail++;
+}
 
 /* Parse one item (raw stays the caller's) for placement. */
 static void item_parse(const dt_config *cfg, slot_item *x, const char *raw, size_t len)
@@ -282,8 +293,9 @@ static void item_clear(slot_item *x)
  * free by then straight from the queue's tail (claim.lua "tail"), so a
  * slot that frees up waits for one round trip, not for a take and then a
  * claim.  Nothing is taken by reading: an item another distributor took
- * meanwhile is answered "gone", and the queue thread takes the plain way
- * (take.lua, then claim) for the next batch. */
+ * meanwhile is answered "gone" and its slot waits for the next round
+ * trip's peek; one left for parked items sends the queue thread the plain
+ * way (take.lua, then claim) for the next batch. */
 typedef struct peek {
 	dt_strv raw;
 	slot_item *it;    /* raw.n of them; it[i].raw is raw.v[i] */
@@ -356,9 +368,10 @@ static size_t peek_size(size_t all, size_t claims)
 
 /* Claim, park or reject a batch of taken items (items) and claim the
  * peeked items that fit the free slots (pk), then send the runs.  When
- * slots are still free after placing them, the same round trip also takes
- * the next items (*next; empty otherwise) and reads the queue's tail for
- * the next peek, so a busy queue costs one round trip per batch.
+ * anything was claimed (or the call had only the peek), the same round
+ * trip also takes the next items for the slots still free (*next; empty
+ * otherwise) and reads the queue's tail for the next peek, so a busy queue
+ * costs one round trip per batch.
  * Returns 1 when it took (*next may still be empty: the queues were). */
 static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk, dt_strv *next,
 		    qstats *qs)
@@ -375,7 +388,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 	int *pr = calloc(n + 1, sizeof *pr), *br = calloc(n + 1, sizeof *br);
 	outbuf *out = calloc(cap, sizeof *out);
 	size_t nc = 0, nt = 0, np = 0, nb = 0, no = 0, psize = 0;
-	dt_strv fresh = { 0 }, repl = { 0 };
+	dt_strv fresh = { 0 };
 	int peeked = 0, tail_parked = 0, forgot = 0, rc = 0;
 	char err[512];
 
@@ -445,7 +458,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 	if (!rc && nb)
 		rc = dt_batch_bad(b, d->name, bq, nb, br);
 	if (!rc && nt)
-		rc = dt_batch_claim_tail(b, d->name, cq + nc, nt, cr + nc, &repl);
+		rc = dt_batch_claim_tail(b, d->name, cq + nc, nt, cr + nc);
 	if (!rc && (nc || nt || n == 0)) {
 		/* The slots left free once these are placed: take for them now. */
 		char **fns = NULL;
@@ -477,20 +490,8 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		dt_strv_free(next); /* inflight-<name> is returned below */
 		took = 0;
 		peeked = 0;
-	} else if (repl.n) {
-		/* Taken in place of gone tail items: older than the take's. */
-		if (dt_strv_cat(&repl, next) == 0) {
-			*next = repl;
-			memset(&repl, 0, sizeof repl);
-		} else {
-			log_error("queue: out of memory: returning inflight-%s", d->name);
-			dt_strv_free(next);
-			forgot = 1;
-		}
 	}
 	qs->trips++;
-	qs->taken += nc;
-	qs->tail += nt;
 
 	/* Bookkeeping, and the run lines per worker. */
 	pthread_mutex_lock(&d->lock);
@@ -498,8 +499,8 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		slot_item *x = cx[c];
 		wlink *l = x->to;
 		int ok = rc == 0 && cr[c].status == DT_CLAIM_OK;
-		if (c >= nc && rc == 0 && cr[c].status == DT_CLAIM_GONE)
-			qs->tail_gone++;
+		if (rc == 0)
+			count_claim(qs, c >= nc, cr[c].status);
 		if (c >= nc && rc == 0 && cr[c].status == DT_CLAIM_PARKED)
 			tail_parked = 1;
 		if (!ok || !l->alive) {
@@ -574,8 +575,10 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 
 	/* The next peek.  When parked items wait for a peeked item's
 	 * function, the next batch is taken the plain way (take.lua serves
-	 * them first). */
-	if (peeked && !tail_parked)
+	 * them first); and when nothing was taken, placed or claimed, a peek
+	 * would only be read again at once (the free slots are of workers
+	 * without these functions): the main loop takes the plain way. */
+	if (peeked && !tail_parked && (n || nt || took))
 		peek_set(cfg, pk, &fresh);
 	else
 		peek_clear(pk);
@@ -594,7 +597,6 @@ out:
 		}
 	}
 	dt_strv_free(&fresh);
-	dt_strv_free(&repl);
 	for (size_t i = 0; it && i < n; i++)
 		item_clear(&it[i]);
 	for (size_t k = 0; out && k < no; k++)
@@ -724,9 +726,9 @@ void *dt_queue_main(void *arg)
 	}
 	dt_strv_free(&next);
 	peek_clear(&pk);
-	log_info("queue: %llu round trip(s): %llu claim(s) of taken items, %llu straight from "
-		 "new-task's tail (%llu of those found the item gone)",
-		 qs.trips, qs.taken, qs.tail, qs.tail_gone);
+	log_info("queue: %llu round trip(s): %llu taken item(s) claimed, %llu claimed straight "
+		 "off new-task's tail (%llu more found gone, %llu left for parked ones)",
+		 qs.trips, qs.taken, qs.tail, qs.tail_gone, qs.tail_parked);
 done:
 	dt_batch_free(b);
 	dt_store_free(st);

@@ -674,15 +674,6 @@ static int strv_push(dt_strv *v, const char *p, size_t n)
 	return 0;
 }
 
-int dt_strv_cat(dt_strv *to, dt_strv *from)
-{
-	for (size_t i = 0; i < from->n; i++)
-		if (strv_push(to, from->v[i], from->len[i]))
-			return DTASK_ENOMEM;
-	dt_strv_free(from);
-	return 0;
-}
-
 void dt_strv_free(dt_strv *v)
 {
 	if (!v)
@@ -714,20 +705,13 @@ static int dec_strv(const struct op *op, const redisReply *r, char *err, size_t 
 	return 0;
 }
 
-/* claim.lua: op->n answers; "tail" (op->out2 set): then the items taken
- * in place of the gone ones. */
-static int dec_claim(const struct op *op, const redisReply *r, char *err, size_t errlen)
+/* claim.lua: op->n answers ("parked" only from the tail). */
+static int decode_claim(const struct op *op, const redisReply *r, int tail, char *err,
+			size_t errlen)
 {
 	dt_claim_res *res = op->out;
-	dt_strv *taken = op->out2;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < op->n || (!taken && r->elements != op->n))
-		return unexpected(op, err, errlen);
-	for (size_t i = 0; i < r->elements; i++)
-		if (!is_str(r->element[i]))
-			return unexpected(op, err, errlen);
-	for (size_t i = op->n; i < r->elements; i++)
-		if (strv_push(taken, r->element[i]->str, r->element[i]->len))
-			return dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+	if (check_strings(op, r, err, errlen))
+		return DTASK_EREDIS;
 	for (size_t i = 0; i < op->n; i++) {
 		const char *t = r->element[i]->str;
 		res[i].attempt = 0;
@@ -743,12 +727,22 @@ static int dec_claim(const struct op *op, const redisReply *r, char *err, size_t
 			res[i].status = DT_CLAIM_DUP;
 		else if (!strcmp(t, "cancelled"))
 			res[i].status = DT_CLAIM_CANCELLED;
-		else if (taken && !strcmp(t, "parked"))
+		else if (tail && !strcmp(t, "parked"))
 			res[i].status = DT_CLAIM_PARKED;
 		else
 			return unexpected(op, err, errlen);
 	}
 	return 0;
+}
+
+static int dec_claim(const struct op *op, const redisReply *r, char *err, size_t errlen)
+{
+	return decode_claim(op, r, 0, err, errlen);
+}
+
+static int dec_claim_tail(const struct op *op, const redisReply *r, char *err, size_t errlen)
+{
+	return decode_claim(op, r, 1, err, errlen);
 }
 
 /* A reply word and the enum value it stands for. */
@@ -1028,13 +1022,10 @@ int dt_batch_requeue(dt_batch *b, const dt_requeue_req *reqs, size_t n, int64_t 
 	return batch_done(b, m);
 }
 
-/* claim.lua from inflight-<distributor> (taken NULL) or new-task's tail. */
+/* claim.lua from inflight-<distributor> (tail 0) or new-task's tail (1). */
 static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
-		       dt_claim_res *res, dt_strv *taken)
+		       dt_claim_res *res, int tail)
 {
-	int tail = taken != NULL;
-	if (tail)
-		memset(taken, 0, sizeof *taken);
 	if (n == 0)
 		return 0;
 	if (bad_name(distributor))
@@ -1044,7 +1035,7 @@ static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req 
 		    bad_name(reqs[i].item->function) || bad_name(reqs[i].worker))
 			return DTASK_EINVAL;
 	struct mark m = batch_mark(b);
-	struct op *op = op_new(b, SC_CLAIM, NULL, tail ? 6 : 5, dec_claim);
+	struct op *op = op_new(b, SC_CLAIM, NULL, 5, tail ? dec_claim_tail : dec_claim);
 	if (tail)
 		arg_key(b, "new-task", NULL);
 	else
@@ -1053,8 +1044,6 @@ static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req 
 	arg_key(b, "running", NULL);
 	arg_key(b, "end-task", NULL);
 	arg_key(b, "bad-task", NULL);
-	if (tail)
-		arg_key(b, "inflight-", distributor);
 	arg_prefix(b);
 	arg_s(b, distributor);
 	arg_s(b, tail ? "tail" : "inflight");
@@ -1070,7 +1059,6 @@ static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req 
 		arg_s(b, it->function);
 	}
 	op->out = res;
-	op->out2 = taken;
 	op->n = n;
 	op_close(b, op);
 	return batch_done(b, m);
@@ -1079,13 +1067,13 @@ static int batch_claim(dt_batch *b, const char *distributor, const dt_claim_req 
 int dt_batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
 		   dt_claim_res *res)
 {
-	return batch_claim(b, distributor, reqs, n, res, NULL);
+	return batch_claim(b, distributor, reqs, n, res, 0);
 }
 
 int dt_batch_claim_tail(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
-			dt_claim_res *res, dt_strv *taken)
+			dt_claim_res *res)
 {
-	return batch_claim(b, distributor, reqs, n, res, taken);
+	return batch_claim(b, distributor, reqs, n, res, 1);
 }
 
 int dt_batch_park(dt_batch *b, const char *distributor, const dt_park_req *reqs, size_t n,
@@ -1387,13 +1375,9 @@ int dt_store_claim(dt_store *s, const char *distributor, const dt_claim_req *req
 }
 
 int dt_store_claim_tail(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
-			dt_claim_res *res, dt_strv *taken, char *err, size_t errlen)
+			dt_claim_res *res, char *err, size_t errlen)
 {
-	int rc = run_one(s, dt_batch_claim_tail(s->one, distributor, reqs, n, res, taken), err,
-			 errlen);
-	if (rc)
-		dt_strv_free(taken);
-	return rc;
+	return run_one(s, dt_batch_claim_tail(s->one, distributor, reqs, n, res), err, errlen);
 }
 
 int dt_store_park(dt_store *s, const char *distributor, const dt_park_req *reqs, size_t n,

@@ -91,9 +91,6 @@ typedef struct dt_strv {
 	size_t *len;
 } dt_strv;
 void dt_strv_free(dt_strv *v); /* frees the contents; *v becomes empty */
-/* Appends copies of from's strings to to, then frees from; 0 or
- * DTASK_ENOMEM (then to holds a part, from all). */
-int dt_strv_cat(dt_strv *to, dt_strv *from);
 
 /* ----------------------------------------------------------- the queue */
 
@@ -135,11 +132,12 @@ typedef struct dt_claim_req {
 enum dt_claim_status {
 	DT_CLAIM_OK,        /* RUNNING, with attempt; send "run" */
 	DT_CLAIM_GONE,      /* no longer in inflight-<d>: recovered elsewhere; drop
-			       it.  From the tail: not there (any more): nothing
-			       done (another item taken in its place) */
+			       it.  From the tail: not the oldest (any more):
+			       nothing done */
 	DT_CLAIM_DUP,       /* another copy of a task that exists: moved to bad-task */
 	DT_CLAIM_CANCELLED, /* request=cancel was waiting: ended "cancelled", not run */
-	DT_CLAIM_PARKED     /* from the tail only: queue-<function> holds parked
+	DT_CLAIM_PARKED     /* from the tail only: queue-<function> of this item,
+			       or of one before it in the call, holds parked
 			       items, which go first: nothing done */
 };
 typedef struct dt_claim_res {
@@ -161,18 +159,15 @@ typedef struct dt_claim_res {
 int dt_store_claim(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
 		   dt_claim_res *res, char *err, size_t errlen);
 /* The same, for items not taken but peeked (dt_store_peek): each is
- * claimed only when it is new-task's oldest item at that moment, and
- * queue-<its function> is empty (else DT_CLAIM_PARKED: parked items go
- * first); it leaves new-task (RPOP) in the same atomic step.  An item that
- * is not the oldest is DT_CLAIM_GONE: for each of those, one of new-task's
- * oldest items is taken in its place into inflight-<distributor> (as
- * dt_store_take does) and returned in *taken, oldest first, to be claimed
- * like any taken item.  reqs oldest first.  A retry claims nothing twice
- * (but takes items in place of those it finds gone).  Saves the
- * distributor the round trip of a take: a slot that frees up is claimed
- * for in the next one. */
+ * claimed only when it is new-task's oldest item at that moment
+ * (DT_CLAIM_GONE otherwise), and queue-<its function> is empty
+ * (DT_CLAIM_PARKED otherwise, for it and every item after it: parked items
+ * go first); it leaves new-task (RPOP) in the same atomic step.  reqs
+ * oldest first.  A retry claims nothing twice.  Saves the distributor the
+ * round trip of a take: a slot that frees up is claimed for in the next
+ * one. */
 int dt_store_claim_tail(dt_store *s, const char *distributor, const dt_claim_req *reqs, size_t n,
-			dt_claim_res *res, dt_strv *taken, char *err, size_t errlen);
+			dt_claim_res *res, char *err, size_t errlen);
 /* The n oldest items of new-task, oldest first, without taking them. */
 int dt_store_peek(dt_store *s, size_t n, dt_strv *items, char *err, size_t errlen);
 
@@ -391,9 +386,8 @@ int dt_batch_requeue(dt_batch *b, const dt_requeue_req *reqs, size_t n, int64_t 
 		     dt_requeue_res *res);
 int dt_batch_claim(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
 		   dt_claim_res *res);
-/* *taken is filled by the exec when it succeeds; free it either way. */
 int dt_batch_claim_tail(dt_batch *b, const char *distributor, const dt_claim_req *reqs, size_t n,
-			dt_claim_res *res, dt_strv *taken);
+			dt_claim_res *res);
 /* items filled by the exec when it succeeds; free it either way. */
 int dt_batch_peek(dt_batch *b, size_t n, dt_strv *items);
 int dt_batch_park(dt_batch *b, const char *distributor, const dt_park_req *reqs, size_t n,

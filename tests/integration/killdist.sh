@@ -11,7 +11,7 @@
 . "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
-plan 24
+plan 25
 watchdog 300
 
 need_built "$DIST" "$TW"
@@ -49,6 +49,8 @@ D1=$(pid_of d1)
 kill -KILL "$D1"
 ran_at_kill=$(lines k-)
 diag "d1 killed (pid $D1) after $ran_at_kill tasks ran"
+[ "$ran_at_kill" -lt $N ]
+ok $? "  in the middle of the drain ($ran_at_kill of $N had run)"
 gone() { ! kill -0 "$D1" 2>/dev/null; }
 wait_for "d1 gone" 10 gone
 ok $? "d1 is gone (SIGKILL)"

@@ -134,8 +134,8 @@ done
 grep -h 'queue: .* round trip' "$T/d1.log" "$T/d2.log" >"$T/qstats"
 diag "$(cat "$T/qstats")"
 is "$(wc -l <"$T/qstats" | tr -d ' ')" 2 "both distributors log their queue figures at stop"
-grep -q ' [1-9][0-9]* straight from new-task.s tail' "$T/qstats"
-ok $? "tasks were claimed straight from new-task's tail"
+grep -q ' [1-9][0-9]* claimed straight off new-task.s tail' "$T/qstats"
+ok $? "tasks were claimed straight off new-task's tail"
 is "$(sanitizer_reports d1 d2 tw-1 tw-2 tw-3 tw-4 tw-5 tw-6)" "" "no sanitizer report in any log"
 diag "topology.sh took $(ms_since "$t_start") ms"
 done_testing

@@ -38,9 +38,10 @@
  * path is made of, timed alone: a process blocked in recv on a loopback
  * TCP socket, woken by another process's send, 400 times at B's rate;
  * p50 / p99 of send-to-woken-receiver, in ms.  Every B task crosses at
- * least five such hops in a row (Redis to the distributor, the claim to
- * Redis and back, the run to the worker, the worker to a task thread);
- * a submit with a claim in between cannot start in fewer.
+ * least six such hops in a row (the submit to Redis, Redis to the
+ * distributor, the claim to Redis and back, the run to the worker, the
+ * worker to a task thread); a submit with a claim in between cannot start
+ * in fewer.
  *
  * --redis-stats adds, on stderr, Redis's own account of A's drain (INFO
  * commandstats): calls per task and CPU ms per 1,000 tasks by command.
@@ -520,6 +521,9 @@ static void hop_floor(int rate, double *p50, double *p99)
 	if (c < 0)
 		die("hop floor: fork: %s", strerror(errno));
 	if (c == 0) {
+		/* Not the cluster's owner: a signal just ends it. */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
 		static int64_t got[HOPS];
 		int r = accept(ls, NULL, NULL);
 		if (r < 0)
@@ -534,23 +538,30 @@ static void hop_floor(int rate, double *p50, double *p99)
 		_exit(io_all(r, got, sizeof got, 1) < 0);
 	}
 	close(ls);
+	static int64_t v[HOPS];
+	const char *fail = NULL;
+	int64_t period = 1000000 / rate;
 	if ((s = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
 	    connect(s, (struct sockaddr *)&a, sizeof a) < 0)
-		die("hop floor: cannot connect: %s", strerror(errno));
-	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	static int64_t v[HOPS];
-	int64_t period = 1000000 / rate;
-	for (int i = 0; i < HOPS; i++) {
+		fail = "cannot connect";
+	else
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	for (int i = 0; !fail && i < HOPS; i++) {
 		nap_us(period);
 		int64_t now = mono_ns();
 		if (io_all(s, &now, sizeof now, 1) < 0)
-			die("%s", "hop floor: the receiver is gone");
+			fail = "the receiver is gone";
 	}
-	if (io_all(s, v, sizeof v, 0) < 0)
-		die("%s", "hop floor: no times back from the receiver");
-	close(s);
+	if (!fail && io_all(s, v, sizeof v, 0) < 0)
+		fail = "no times back from the receiver";
+	if (s >= 0)
+		close(s);
+	if (fail)
+		kill(c, SIGKILL);
 	int st;
 	waitpid(c, &st, 0);
+	if (fail)
+		die("hop floor: %s", fail);
 	qsort(v, HOPS, sizeof *v, cmp_i64);
 	*p50 = pct(v, HOPS, 50) / 1e6;
 	*p99 = pct(v, HOPS, 99) / 1e6;
@@ -657,6 +668,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN); /* a peer gone is an error return, not our end */
 
 	/* Redis. */
 	pid_t redis_pid, dist_pid;

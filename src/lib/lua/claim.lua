@@ -3,7 +3,7 @@
 --
 -- KEYS[1]  the items' source: inflight-<distributor>, or new-task
 -- KEYS[2]  tasks      KEYS[3]  running   KEYS[4]  end-task
--- KEYS[5]  bad-task   KEYS[6]  ("tail" only) inflight-<distributor>
+-- KEYS[5]  bad-task
 -- ARGV[1]  the key prefix (task keys are built here: ids are data)
 -- ARGV[2]  the distributor's name
 -- ARGV[3]  "inflight": each item was taken into KEYS[1] (anywhere in it)
@@ -22,33 +22,27 @@
 --
 -- Returns one string per item, in order:
 --   "ok <attempt>"  claimed: the record is RUNNING with this attempt
+--   "cancelled"     the record asked request=cancel: ended, not run
+--   "dup"           any other item for that id, or a task key that is not
+--                   a hash: moved to bad-task with the reason
 --   "gone"          nothing was done: the item is no longer in the
 --                   in-flight list (another distributor recovered it); or,
 --                   "tail", it is not the queue's oldest item any more
 --                   (another distributor took it, or a requeue came first)
---   "parked"        "tail" only: nothing was done, queue-<function> holds
---                   parked items, which are served first
--- "tail": then, for as many items as were "gone", the oldest items of
--- new-task are taken in their place into inflight-<distributor> (as
--- take.lua does), and follow the answers in the reply, oldest first, for
--- the distributor to claim in its next round trip: a slot whose peeked
--- item another distributor took still gets one.
---   "cancelled"     the record asked request=cancel: ended, not run
---   "dup"           any other item for that id, or a task key that is not
---                   a hash: moved to bad-task with the reason
+--   "parked"        "tail" only: nothing was done, because queue-<function>
+--                   of this item, or of one before it in the call, holds
+--                   parked items, which are served first (the items after
+--                   such an item wait behind it, as they do in the queue)
 --
 -- Idempotent: the claim first removes its own item from its source (the
 -- in-flight list; or new-task's right end, only when the item is there),
 -- and does nothing at all when it is not there, so a retried call answers
 -- "gone" and claims nothing twice.  An item whose id the distributor
 -- generated is "gone" as soon as its record exists, so that a retry never
--- takes another item with the same bytes ("tail": the items taken in place
--- of the gone ones are, as with take.lua, in inflight-<distributor>, which
--- its next start or another distributor returns to new-task).  An item
--- with its own id and the same bytes as one claimed is a duplicate: "dup".
--- Either way an item leaves its list and becomes a
--- record or an in-flight item in one atomic step: it is never only in the
--- distributor's memory.  It claims only a missing record
+-- takes another item with the same bytes (a task of its own); an item with
+-- its own id and the same bytes as one claimed is a duplicate: "dup".  An
+-- item leaves its list and becomes a record in one atomic step: it is
+-- never only in the distributor's memory.  It claims only a missing record
 -- (for an item without an attempt) or a QUEUED one with the item's
 -- attempt, and every claim raises attempt by one: a copy of an older item
 -- can never claim again.
@@ -59,8 +53,8 @@ local tail = ARGV[3] == 'tail'
 local out = {}
 -- "tail": function -> whether queue-<function> holds parked items.
 local parked = {}
--- "tail": items found gone, to take others in their place.
-local replace = 0
+-- "tail": an item waits for parked items, and so do those after it.
+local blocked = false
 
 -- Ids joining tasks and running, added in one call each at the end.
 local claimed = {}
@@ -89,7 +83,8 @@ local function take(raw, fn)
   if parked[fn] == nil then
     parked[fn] = redis.call('EXISTS', prefix .. 'queue-' .. fn) == 1
   end
-  if parked[fn] then
+  if blocked or parked[fn] then
+    blocked = true
     return 'parked'
   end
   if redis.call('LINDEX', KEYS[1], -1) ~= raw then
@@ -112,11 +107,7 @@ for i = 4, #ARGV, 8 do
   else
     res = take(raw, fn)
   end
-  if res then
-    if res == 'gone' then
-      replace = replace + 1
-    end
-  else
+  if not res then
     local key = prefix .. 'task-' .. id
     -- pcall: a task key that is not a hash must not stop the script
     -- halfway (the SADD/ZADD of the items before it are still to come);
@@ -167,20 +158,5 @@ for j = 1, #claimed, 1000 do
 end
 for j = 1, #scored, 1000 do
   redis.call('ZADD', KEYS[3], unpack(scored, j, math.min(j + 999, #scored)))
-end
-if tail and replace > 0 then
-  -- The replace oldest, newest first; moved oldest first (see take.lua).
-  local got = redis.call('LRANGE', KEYS[1], -replace, -1)
-  if #got > 0 then
-    local moved = {}
-    for j = #got, 1, -1 do
-      moved[#moved + 1] = got[j]
-      out[#out + 1] = got[j]
-    end
-    for j = 1, #moved, 1000 do
-      redis.call('LPUSH', KEYS[6], unpack(moved, j, math.min(j + 999, #moved)))
-    end
-    redis.call('LTRIM', KEYS[1], 0, -#got - 1)
-  end
 end
 return out
