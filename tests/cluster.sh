@@ -115,6 +115,28 @@ dist_port() {
 	sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$T/$1.log" | head -n 1
 }
 
+# start_testworkers "DIST..." WORKER...: spawn a dt-testworker (4 task
+# threads) per WORKER, configured for every distributor in the
+# space-separated list (at the ports they logged), then check, one ok each,
+# that it registers in Redis and connects to all of them.
+start_testworkers() {
+	_dt_sw_ds=$1
+	shift
+	_dt_sw_j=
+	for _dt_sw_d in $_dt_sw_ds; do
+		_dt_sw_j="$_dt_sw_j${_dt_sw_j:+, }[\"127.0.0.1\", $(dist_port "$_dt_sw_d")]"
+	done
+	for _dt_sw_w in "$@"; do
+		conf "$T/$_dt_sw_w.json" "$_dt_sw_w" "\"threads\": 4, \"distributors\": [$_dt_sw_j]"
+		spawn "$_dt_sw_w" "$TW" -c "$T/$_dt_sw_w.json" -f
+	done
+	for _dt_sw_w in "$@"; do
+		wait_for "worker-$_dt_sw_w UP" 15 worker_up "$_dt_sw_w" &&
+			wait_for "$_dt_sw_w on $_dt_sw_ds" 15 connected "$_dt_sw_ds" "$_dt_sw_w"
+		ok $? "worker $_dt_sw_w registers and connects to $_dt_sw_ds"
+	done
+}
+
 # worker_up NAME: worker-NAME in Redis is UP.
 worker_up() { [ "$(rcli HGET "worker-$1" state)" = UP ]; }
 

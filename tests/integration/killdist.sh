@@ -23,16 +23,7 @@ for d in d1 d2; do
 	ok $? "distributor $d starts"
 done
 P1=$(dist_port d1)
-P2=$(dist_port d2)
-BOTH="\"distributors\": [[\"127.0.0.1\", $P1], [\"127.0.0.1\", $P2]]"
-for w in tw-1 tw-2 tw-3; do
-	conf "$T/$w.json" "$w" "\"threads\": 4, $BOTH"
-	spawn "$w" "$TW" -c "$T/$w.json" -f
-done
-for w in tw-1 tw-2 tw-3; do
-	wait_for "$w on d1 and d2" 15 connected "d1 d2" "$w"
-	ok $? "worker $w connects to both distributors"
-done
+start_testworkers "d1 d2" tw-1 tw-2 tw-3
 
 # ---------------------------------------------------------------- the kill
 N=3000

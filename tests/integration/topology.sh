@@ -30,14 +30,7 @@ is "$(rcli HGET distributor-d1 port) $(rcli HGET distributor-d2 port)" "$P1 $P2"
 is "$(rcli SMEMBERS distributors | sort | tr '\n' ' ')" "d1 d2 " "both are in the set distributors"
 
 BOTH="\"distributors\": [[\"127.0.0.1\", $P1], [\"127.0.0.1\", $P2]]"
-for w in tw-1 tw-2 tw-3; do
-	conf "$T/$w.json" "$w" "\"threads\": 4, $BOTH"
-	spawn "$w" "$TW" -c "$T/$w.json" -f
-done
-for w in tw-1 tw-2 tw-3; do
-	wait_for "worker-$w UP" 15 worker_up "$w" && wait_for "$w on d1 and d2" 15 connected "d1 d2" "$w"
-	ok $? "worker $w registers and connects to both distributors"
-done
+start_testworkers "d1 d2" tw-1 tw-2 tw-3
 
 # ---------------------------------------------------------------- 3,000
 N=3000
