@@ -298,8 +298,8 @@ static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
 		for (size_t i = 0; i < done.n; i++)
 			dt_tset_remove(&l->tasks, done.v[i].id, done.v[i].attempt);
 	}
-	pthread_cond_broadcast(&d->slots);
 	pthread_mutex_unlock(&d->lock);
+	pthread_cond_broadcast(&d->slots); /* after the unlock, as for "free" */
 	if (stopped) {
 		for (size_t i = 0; i < done.n; i++) {
 			dt_job j = { .kind = JOB_REQUEUE, .attempt = done.v[i].attempt,
@@ -436,8 +436,10 @@ static void serve_link(dist *d, wlink *l)
 			/* Slots freed before their ends are written (PROTOCOL 6.1). */
 			pthread_mutex_lock(&d->lock);
 			take_free(l, m);
-			pthread_cond_broadcast(&d->slots);
 			pthread_mutex_unlock(&d->lock);
+			/* After the unlock: the queue thread it wakes does not
+			 * block on d->lock at once (it rechecks under it). */
+			pthread_cond_broadcast(&d->slots);
 		} else if (strcmp(type, DT_MSG_REJECT) == 0) {
 			on_reject(d, l, m);
 		} else if (strcmp(type, DT_MSG_REDIS_DOWN) == 0 ||
