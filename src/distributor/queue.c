@@ -8,10 +8,16 @@
  *   inflight-<name>: first from queue-<function> for the functions with
  *   free slots (parked tasks are served before newer ones), then from
  *   new-task.  Only when nothing came does it block (BLMOVE, at most
- *   QUEUE_BLOCK_MS, so a stop or a new worker is seen soon).  Each item is
- *   parsed and placed in C: the worker with that function and the most
- *   free slots (ties: the lowest load), or parked when there is none, or
- *   bad-task when it cannot run at all.  Then ONE round trip claims, parks
+ *   QUEUE_BLOCK_MS, so a stop or a new worker is seen soon), with
+ *   arrive.lua pipelined behind the BLMOVE: Redis runs it as the BLMOVE
+ *   returns, and it claims the item it took, for the worker chosen here
+ *   beforehand for its function, when it can check the item as strictly as
+ *   the C code does (see arrive.lua); so a task submitted to an idle
+ *   cluster waits for no claim round trip.  Such an item is checked again
+ *   here (arrival()) and its run sent; any other is dispatched as follows.
+ *   Each item is parsed and placed in C: the worker with that function and
+ *   the most free slots (ties: the lowest load), or parked when there is
+ *   none, or bad-task when it cannot run at all.  Then ONE round trip claims, parks
  *   and rejects the whole batch (claim.lua, park.lua, bad.lua in a
  *   pipeline), and each worker gets all its "run" lines in one send.  That
  *   round trip also takes the next items when slots are left free (up to
@@ -26,9 +32,9 @@
  *   is answered "gone" and its slot is filled in the next round trip, from
  *   that one's fresh peek; when parked items wait for a peeked item's
  *   function ("parked"), the next batch is taken the plain way, which
- *   serves them first.  A crash at any instant loses nothing: an item is in new-task,
- *   queue-<function>, inflight-<name> (returned at the next start, or by
- *   another distributor's recovery) or claimed in its record.
+ *   serves them first.  A crash at any instant loses nothing: an item is
+ *   in new-task, queue-<function>, inflight-<name> (returned at the next
+ *   start, or by another distributor's recovery) or claimed in its record.
  *
  * Redis: the thread's own dt_store.  Locks: d->lock around placement and
  * bookkeeping only (no I/O under it); sends use each connection's own lock.
@@ -248,6 +254,8 @@ typedef struct qstats {
 	unsigned long long tail;        /* peeked items claimed straight off new-task */
 	unsigned long long tail_gone;   /* peeked items another distributor took */
 	unsigned long long tail_parked; /* peeked items left for parked ones */
+	unsigned long long arrived;     /* claimed as they arrived (arrive.lua) */
+	unsigned long long undone;      /* ... and refused here after all */
 } qstats;
 
 static void count_claim(qstats *qs, int tail, int status)
@@ -286,6 +294,32 @@ static void item_clear(slot_item *x)
 		dt_item_free(&x->item);
 	free(x->fn_json);
 	memset(x, 0, sizeof *x);
+}
+
+/* A task claimed for a worker that left before its run: back at once
+ * (the sweep thread requeues it, no failure counted). */
+static void requeue_now(dist *d, const char *id, int64_t attempt, const char *worker)
+{
+	dt_job j = { .kind = JOB_REQUEUE, .attempt = attempt, .flags = DT_RQ_NOW };
+	snprintf(j.id, sizeof j.id, "%s", id);
+	snprintf(j.reason, sizeof j.reason, "worker %.60s left before the run", worker);
+	dt_sweep_post(d, &j);
+}
+
+/* One "run" line for x, claimed with attempt, appended to b. */
+static void add_run(outbuf *b, const slot_item *x, int64_t attempt)
+{
+	/* The id is at most 128 safe characters; the function, quoted, may be
+	 * long: it is appended, never formatted into a fixed buffer. */
+	char head[256];
+	int hn = snprintf(head, sizeof head,
+			  "{\"type\":\"run\",\"id\":\"%s\",\"attempt\":%lld,\"function\":",
+			  x->item.id, (long long)attempt);
+	const char *fq = x->fn_json ? x->fn_json : "\"\"";
+	if (hn < 0 || (size_t)hn >= sizeof head || buf_add(b, head, (size_t)hn) ||
+	    buf_add(b, fq, strlen(fq)) || buf_add(b, ",\"task\":", 8) ||
+	    buf_add(b, x->item.json, x->item.len) || buf_add(b, "}\n", 2))
+		log_error("queue: cannot build the run for %s", x->item.id);
 }
 
 /* new-task's oldest items as the last round trip read them (oldest first),
@@ -506,32 +540,15 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		if (!ok || !l->alive) {
 			if (l->outstanding > 0)
 				l->outstanding--;
-			if (ok) {
-				/* Claimed for a worker that is gone: back at once. */
-				dt_job j = { .kind = JOB_REQUEUE, .attempt = cr[c].attempt,
-					     .flags = DT_RQ_NOW };
-				snprintf(j.id, sizeof j.id, "%s", x->item.id);
-				snprintf(j.reason, sizeof j.reason, "worker %.60s left before the run",
-					 l->name);
-				dt_sweep_post(d, &j);
-			}
+			if (ok)
+				requeue_now(d, x->item.id, cr[c].attempt, l->name);
 			continue;
 		}
 		dt_tset_add(&l->tasks, x->item.id, cr[c].attempt);
 		size_t k;
 		for (k = 0; k < no && out[k].l != l; k++)
 			;
-		/* The id is at most 128 safe characters; the function, quoted, may
-		 * be long: it is appended, never formatted into a fixed buffer. */
-		char head[256];
-		int hn = snprintf(head, sizeof head,
-				  "{\"type\":\"run\",\"id\":\"%s\",\"attempt\":%lld,\"function\":",
-				  x->item.id, (long long)cr[c].attempt);
-		const char *fq = x->fn_json ? x->fn_json : "\"\"";
-		if (hn < 0 || (size_t)hn >= sizeof head || buf_add(&out[k], head, (size_t)hn) ||
-		    buf_add(&out[k], fq, strlen(fq)) || buf_add(&out[k], ",\"task\":", 8) ||
-		    buf_add(&out[k], x->item.json, x->item.len) || buf_add(&out[k], "}\n", 2))
-			log_error("queue: cannot build the run for %s", x->item.id);
+		add_run(&out[k], x, cr[c].attempt);
 	}
 	pthread_mutex_unlock(&d->lock);
 
@@ -611,6 +628,157 @@ out:
 	free(br);
 	free(out);
 	return took;
+}
+
+/* Each function a worker with a free slot runs, and the worker place()
+ * picks for an item of it: what arrive.lua may claim for (copied). */
+typedef struct amap {
+	char **fn, **wk;
+	size_t n;
+} amap;
+
+static void amap_free(amap *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->fn[i]);
+		free(m->wk[i]);
+	}
+	free(m->fn);
+	free(m->wk);
+	memset(m, 0, sizeof *m);
+}
+
+/* Under d->lock.  Out of memory: a shorter map (those items are claimed
+ * the usual way). */
+static void amap_build(dist *d, amap *m)
+{
+	size_t cap = 0;
+	memset(m, 0, sizeof *m);
+	for (wlink *l = d->links; l; l = l->next) {
+		if (dt_link_free(l) <= 0)
+			continue;
+		for (size_t i = 0; i < l->nfunctions; i++) {
+			const char *f = l->functions[i];
+			size_t k;
+			for (k = 0; k < m->n && strcmp(m->fn[k], f) != 0; k++)
+				;
+			if (k < m->n)
+				continue;
+			if (m->n == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				char **nf = realloc(m->fn, ncap * sizeof *nf);
+				if (nf)
+					m->fn = nf;
+				char **nw = nf ? realloc(m->wk, ncap * sizeof *nw) : NULL;
+				if (!nw)
+					return;
+				m->wk = nw;
+				cap = ncap;
+			}
+			const wlink *to = place(d, f);
+			char *fc = strdup(f), *wc = to ? strdup(to->name) : NULL;
+			if (!fc || !wc) {
+				free(fc);
+				free(wc);
+				return;
+			}
+			m->fn[m->n] = fc;
+			m->wk[m->n++] = wc;
+		}
+	}
+}
+
+/* A task arrive.lua claimed as it arrived (a: its DT_ARRIVE_N strings).
+ * It is checked again here as dispatch() checks an item, then its run
+ * goes to the worker arrive.lua chose; should that worker have left or
+ * filled up meanwhile, the task is requeued at once.  An item the check
+ * here refuses after all goes to bad-task (arrive.lua "undo"). */
+static void arrival(dist *d, dt_store *st, const dt_strv *a, qstats *qs)
+{
+	slot_item x;
+	const char *id = a->v[DT_ARRIVE_ID], *worker = a->v[DT_ARRIVE_WORKER];
+
+	memset(&x, 0, sizeof x);
+	item_parse(d->cfg, &x, a->v[DT_ARRIVE_TEXT], a->len[DT_ARRIVE_TEXT]);
+	if (x.parsed && (strcmp(x.item.id, id) != 0 ||
+			 strcmp(x.item.function, a->v[DT_ARRIVE_FUNCTION]) != 0 ||
+			 x.item.attempt != 0 ||
+			 x.item.clean_end != (a->v[DT_ARRIVE_CLEAN_END][0] == '1') ||
+			 x.item.max_attempts != strtoll(a->v[DT_ARRIVE_MAX_ATTEMPTS], NULL, 10))) {
+		x.parsed = 0;
+		snprintf(x.why, sizeof x.why, "claimed as it arrived, but read otherwise here");
+	}
+	if (!x.parsed) {
+		int status = DT_MOVE_GONE;
+		char err[512];
+		qs->undone++;
+		if (dt_store_arrive_undo(st, d->name, id, a->v[DT_ARRIVE_RAW], a->len[DT_ARRIVE_RAW],
+					 x.why, &status, err, sizeof err) < 0)
+			log_error("queue: Redis: %s: task %s was claimed as it arrived but is refused "
+				  "here (%s): it gets no run, and the sweep requeues it after "
+				  "task_timeout", err, id, x.why);
+		else if (status == DT_MOVE_OK)
+			log_warn("bad queue item moved to bad-task: %s", x.why);
+		item_clear(&x);
+		return;
+	}
+	qs->arrived++;
+	pthread_mutex_lock(&d->lock);
+	wlink *l;
+	for (l = d->links; l; l = l->next)
+		if (strcmp(l->name, worker) == 0 && dt_link_free(l) > 0 &&
+		    dt_link_has_function(l, x.item.function))
+			break;
+	if (l) {
+		l->outstanding++;
+		l->refs++;
+		dt_tset_add(&l->tasks, x.item.id, 1);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!l) {
+		requeue_now(d, x.item.id, 1, worker);
+	} else {
+		outbuf out = { l, NULL, 0, 0 };
+		add_run(&out, &x, 1);
+		if (out.len && dt_conn_send_raw(l->conn, out.p, out.len) < 0)
+			log_warn("worker %s: sending runs failed: it will be taken for lost", l->name);
+		free(out.p);
+		pthread_mutex_lock(&d->lock);
+		dt_link_unref(d, l);
+		pthread_mutex_unlock(&d->lock);
+	}
+	item_clear(&x);
+}
+
+/* The blocking take, with arrive.lua right behind it when a worker has a
+ * free slot; what arrive.lua claimed is sent here, the rest is in *items. */
+static int take_blocking(dist *d, dt_store *st, dt_strv *items, qstats *qs, char *err,
+			 size_t errlen)
+{
+	int wait = block_time(d, st);
+	amap m;
+	char fresh[DT_UUID_LEN + 1];
+	pthread_mutex_lock(&d->lock);
+	amap_build(d, &m);
+	pthread_mutex_unlock(&d->lock);
+	if (!m.n || dt_uuid4(fresh) != 0) {
+		amap_free(&m);
+		return dt_store_take_blocking(st, d->name, wait, items, err, errlen);
+	}
+	dt_arrive_req req = { (const char *const *)m.fn, (const char *const *)m.wk, m.n, fresh,
+			      d->cfg->max_message, DT_MAX_ATTEMPTS_DEFAULT };
+	dt_strv got = { 0 };
+	int rc = dt_store_take_arrive(st, d->name, wait, &req, items, &got, err, errlen);
+	amap_free(&m);
+	if (rc == 0 && got.n == DT_ARRIVE_N) {
+		arrival(d, st, &got, qs);
+		/* The item the BLMOVE returned, claimed: not taken twice. */
+		if (items->n == 1 && items->len[0] == got.len[DT_ARRIVE_RAW] &&
+		    memcmp(items->v[0], got.v[DT_ARRIVE_RAW], items->len[0]) == 0)
+			dt_strv_free(items);
+	}
+	dt_strv_free(&got);
+	return rc;
 }
 
 void *dt_queue_main(void *arg)
@@ -708,8 +876,7 @@ void *dt_queue_main(void *arg)
 		took = 0;
 		free_plan(fns, counts, nf);
 		if (rc == 0 && items.n == 0)
-			rc = dt_store_take_blocking(st, d->name, block_time(d, st), &items, err,
-						    sizeof err);
+			rc = take_blocking(d, st, &items, &qs, err, sizeof err);
 		if (rc < 0) {
 			if (!down++)
 				log_error("queue: Redis: %s (retrying every second)", err);
@@ -727,8 +894,9 @@ void *dt_queue_main(void *arg)
 	dt_strv_free(&next);
 	peek_clear(&pk);
 	log_info("queue: %llu round trip(s): %llu taken item(s) claimed, %llu claimed straight "
-		 "off new-task's tail (%llu more found gone, %llu left for parked ones)",
-		 qs.trips, qs.taken, qs.tail, qs.tail_gone, qs.tail_parked);
+		 "off new-task's tail (%llu more found gone, %llu left for parked ones), %llu "
+		 "claimed as they arrived (%llu of them refused here after all)",
+		 qs.trips, qs.taken, qs.tail, qs.tail_gone, qs.tail_parked, qs.arrived, qs.undone);
 done:
 	dt_batch_free(b);
 	dt_store_free(st);

@@ -48,10 +48,10 @@
 extern const char dt_lua_take[], dt_lua_claim[], dt_lua_park[], dt_lua_bad[],
 	dt_lua_return_inflight[], dt_lua_recover[], dt_lua_requeue[], dt_lua_heartbeat[],
 	dt_lua_finish[], dt_lua_request[], dt_lua_stale[], dt_lua_distributor[], dt_lua_worker[],
-	dt_lua_clean[];
+	dt_lua_clean[], dt_lua_arrive[];
 
 enum {
-	SC_TAKE, SC_CLAIM, SC_PARK, SC_BAD, SC_RETURN_INFLIGHT, SC_RECOVER, SC_REQUEUE,
+	SC_TAKE, SC_CLAIM, SC_ARRIVE, SC_PARK, SC_BAD, SC_RETURN_INFLIGHT, SC_RECOVER, SC_REQUEUE,
 	SC_HEARTBEAT, SC_FINISH, SC_REQUEST, SC_STALE, SC_DISTRIBUTOR, SC_WORKER, SC_CLEAN, SC_N
 };
 
@@ -62,6 +62,7 @@ static struct script {
 } scripts[SC_N] = {
 	[SC_TAKE] = { "take.lua", dt_lua_take, "" },
 	[SC_CLAIM] = { "claim.lua", dt_lua_claim, "" },
+	[SC_ARRIVE] = { "arrive.lua", dt_lua_arrive, "" },
 	[SC_PARK] = { "park.lua", dt_lua_park, "" },
 	[SC_BAD] = { "bad.lua", dt_lua_bad, "" },
 	[SC_RETURN_INFLIGHT] = { "return_inflight.lua", dt_lua_return_inflight, "" },
@@ -1301,20 +1302,15 @@ int dt_store_peek(dt_store *s, size_t n, dt_strv *items, char *err, size_t errle
 	return rc;
 }
 
-int dt_store_take_blocking(dt_store *s, const char *distributor, int timeout_ms, dt_strv *items,
-			   char *err, size_t errlen)
+/* BLMOVE new-task inflight-<distributor> RIGHT LEFT, at most timeout_ms. */
+static void add_blmove(dt_batch *b, const char *distributor, int timeout_ms, dt_strv *items)
 {
-	memset(items, 0, sizeof *items);
-	if (bad_name(distributor))
-		return dt_err(err, errlen, DTASK_EINVAL, "redis: take: invalid argument");
 	if (timeout_ms < 10)
 		timeout_ms = 10;
 	if (timeout_ms > DT_STORE_BLOCK_MAX_MS)
 		timeout_ms = DT_STORE_BLOCK_MAX_MS;
 	char t[24];
 	snprintf(t, sizeof t, "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
-	dt_batch *b = s->one;
-	struct mark m = batch_mark(b);
 	struct op *op = op_new(b, -1, "BLMOVE", 0, dec_strv);
 	arg_s(b, "BLMOVE");
 	arg_key(b, "new-task", NULL);
@@ -1324,10 +1320,92 @@ int dt_store_take_blocking(dt_store *s, const char *distributor, int timeout_ms,
 	arg_s(b, t);
 	op->out = items;
 	op_close(b, op);
+}
+
+int dt_store_take_blocking(dt_store *s, const char *distributor, int timeout_ms, dt_strv *items,
+			   char *err, size_t errlen)
+{
+	memset(items, 0, sizeof *items);
+	if (bad_name(distributor))
+		return dt_err(err, errlen, DTASK_EINVAL, "redis: take: invalid argument");
+	dt_batch *b = s->one;
+	struct mark m = batch_mark(b);
+	add_blmove(b, distributor, timeout_ms, items);
 	int rc = run_one(s, batch_done(b, m), err, errlen);
 	if (rc)
 		dt_strv_free(items);
 	return rc;
+}
+
+/* arrive.lua "claim": nothing, or DT_ARRIVE_N strings. */
+static int dec_arrive(const struct op *op, const redisReply *r, char *err, size_t errlen)
+{
+	if (r->type != REDIS_REPLY_ARRAY || (r->elements != 0 && r->elements != DT_ARRIVE_N))
+		return unexpected(op, err, errlen);
+	return dec_strv(op, r, err, errlen);
+}
+
+int dt_store_take_arrive(dt_store *s, const char *distributor, int timeout_ms,
+			 const dt_arrive_req *req, dt_strv *items, dt_strv *claimed, char *err,
+			 size_t errlen)
+{
+	memset(items, 0, sizeof *items);
+	memset(claimed, 0, sizeof *claimed);
+	int bad = bad_name(distributor) || !dt_id_valid(req->fresh_id, strlen(req->fresh_id));
+	for (size_t i = 0; i < req->n; i++)
+		bad |= bad_name(req->functions[i]) || bad_name(req->workers[i]);
+	if (bad)
+		return dt_err(err, errlen, DTASK_EINVAL, "redis: take: invalid argument");
+	dt_batch *b = s->one;
+	struct mark m = batch_mark(b);
+	add_blmove(b, distributor, timeout_ms, items);
+	struct op *op = op_new(b, SC_ARRIVE, NULL, 4, dec_arrive);
+	arg_key(b, "inflight-", distributor);
+	arg_key(b, "tasks", NULL);
+	arg_key(b, "running", NULL);
+	arg_key(b, "bad-task", NULL);
+	arg_prefix(b);
+	arg_s(b, distributor);
+	arg_s(b, "claim");
+	arg_s(b, req->fresh_id);
+	arg_i(b, (int64_t)req->max_message);
+	arg_i(b, req->max_attempts);
+	for (size_t i = 0; i < req->n; i++) {
+		arg_s(b, req->functions[i]);
+		arg_s(b, req->workers[i]);
+	}
+	op->out = claimed;
+	op_close(b, op);
+	int rc = run_one(s, batch_done(b, m), err, errlen);
+	if (rc) {
+		dt_strv_free(items);
+		dt_strv_free(claimed);
+	}
+	return rc;
+}
+
+int dt_store_arrive_undo(dt_store *s, const char *distributor, const char *id, const char *raw,
+			 size_t raw_len, const char *reason, int *status, char *err,
+			 size_t errlen)
+{
+	if (bad_name(distributor) || !dt_id_valid(id, strlen(id)) || raw_len > (size_t)INT32_MAX)
+		return dt_err(err, errlen, DTASK_EINVAL, "redis: undo: invalid argument");
+	dt_batch *b = s->one;
+	struct mark m = batch_mark(b);
+	struct op *op = op_new(b, SC_ARRIVE, NULL, 4, dec_move);
+	arg_key(b, "inflight-", distributor);
+	arg_key(b, "tasks", NULL);
+	arg_key(b, "running", NULL);
+	arg_key(b, "bad-task", NULL);
+	arg_prefix(b);
+	arg_s(b, distributor);
+	arg_s(b, "undo");
+	arg_s(b, id);
+	arg_bad_wrapper(b, raw, raw_len, reason);
+	op->out = status;
+	op->n = 1;
+	op_close(b, op);
+	return run_one(s, batch_done(b, m), err, errlen);
 }
 
 int dt_store_queue_len(dt_store *s, const char *function, int64_t *len, char *err,

@@ -114,6 +114,35 @@ int dt_store_take_multi(dt_store *s, const char *distributor, const char *const 
  * was empty.  *items gets 0 or 1 item. */
 int dt_store_take_blocking(dt_store *s, const char *distributor, int timeout_ms, dt_strv *items,
 			   char *err, size_t errlen);
+/* dt_store_take_blocking() with arrive.lua "claim" pipelined right behind
+ * the BLMOVE, so that the item it takes is claimed in the same Redis
+ * wake-up when arrive.lua can check it (see there): *claimed gets nothing
+ * (the item, if any, is in *items and in inflight-<distributor>, to be
+ * claimed the usual way) or DT_ARRIVE_N strings: the item left the
+ * in-flight list and is RUNNING with attempt 1 for the worker named.  An
+ * item in both *items and *claimed (the same bytes) is the same item. */
+enum {
+	DT_ARRIVE_RAW, DT_ARRIVE_TEXT, DT_ARRIVE_ID, DT_ARRIVE_WORKER, DT_ARRIVE_FUNCTION,
+	DT_ARRIVE_CLEAN_END, DT_ARRIVE_MAX_ATTEMPTS, DT_ARRIVE_N
+};
+typedef struct dt_arrive_req {
+	const char *const *functions; /* each function a worker with a free slot runs, */
+	const char *const *workers;   /* and the worker an item of it goes to */
+	size_t n;
+	const char *fresh_id;         /* the id for an item without one */
+	size_t max_message;           /* the item must fit a "run" line */
+	int64_t max_attempts;         /* for an item without max_attempts */
+} dt_arrive_req;
+int dt_store_take_arrive(dt_store *s, const char *distributor, int timeout_ms,
+			 const dt_arrive_req *req, dt_strv *items, dt_strv *claimed, char *err,
+			 size_t errlen);
+/* arrive.lua "undo": an item claimed on arrival that dt_item_parse()
+ * refuses after all goes to bad-task with reason, and its record (still
+ * RUNNING, attempt 1, this distributor's) is deleted.  *status: enum
+ * dt_move_status (DT_MOVE_GONE: the record had moved on; nothing done). */
+int dt_store_arrive_undo(dt_store *s, const char *distributor, const char *id, const char *raw,
+			 size_t raw_len, const char *reason, int *status, char *err,
+			 size_t errlen);
 /* How many of queue-<functions[i]> hold parked tasks (EXISTS). */
 int dt_store_parked(dt_store *s, const char *const *functions, size_t nf, int64_t *count,
 		    char *err, size_t errlen);

@@ -21,7 +21,7 @@ HEALTH_MISSES=5
 . "$top_srcdir/tests/cluster.sh"
 need_redis
 need_certtool
-plan 60
+plan 61
 watchdog 400
 
 need_built "$DIST" "$WORKER" "$TW"
@@ -190,6 +190,13 @@ for w in tw-a tw-b stock; do
 done
 stop d1
 ok $? "the distributor exits 0 on SIGTERM"
+# Tasks pushed one at a time to the idle cluster (keep-1, fail-1, the one
+# without an id, ...) were claimed by arrive.lua in the wake-up that handed
+# them over; the bad items were left for the C check (above).
+grep -h 'queue: .* round trip' "$T/d1.log" >"$T/qstats"
+diag "$(cat "$T/qstats")"
+grep -q ' [1-9][0-9]* claimed as they arrived (0 of them refused here' "$T/qstats"
+ok $? "tasks were claimed as they arrived, none refused by the C check after"
 for n in d1 tw-a tw-b stock; do
 	unlike "$T/$n.log" 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' \
 		"no sanitizer report from $n"

@@ -38,10 +38,10 @@
  * path is made of, timed alone: a process blocked in recv on a loopback
  * TCP socket, woken by another process's send, 400 times at B's rate;
  * p50 / p99 of send-to-woken-receiver, in ms.  Every B task crosses at
- * least six such hops in a row (the submit to Redis, Redis to the
- * distributor, the claim to Redis and back, the run to the worker, the
- * worker to a task thread); a submit with a claim in between cannot start
- * in fewer.
+ * least four such hops in a row (the submit to Redis, Redis to the
+ * distributor, which gets it claimed already by the script it pipelined
+ * behind its BLMOVE, the run to the worker, the worker to a task thread);
+ * a submit with a claim in between cannot start in fewer.
  *
  * --redis-stats adds, on stderr, Redis's own account of A's drain (INFO
  * commandstats): calls per task and CPU ms per 1,000 tasks by command.

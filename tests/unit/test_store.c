@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 388
+#define PLAN 473
 
 static redisContext *R;
 static dt_store *S;
@@ -1210,6 +1210,296 @@ static void t_client_calls(void)
 	is_str(ans, "skip none", "  skip none (idempotent)");
 }
 
+/* ------------------------------------------------------------- arrive */
+
+static const char *const A_FNS[] = { "f" };
+static const char *const A_WKS[] = { "w1" };
+
+/* One blocking take as d1 with arrive.lua behind it (f goes to w1); the
+ * fresh id is "fresh-1".  *items and *got as dt_store_take_arrive(). */
+static int arrive1(dt_store *s, size_t max_message, dt_strv *items, dt_strv *got)
+{
+	dt_arrive_req q = { A_FNS, A_WKS, 1, "fresh-1", max_message, DT_MAX_ATTEMPTS_DEFAULT };
+	if (dt_store_take_arrive(s, "d1", 50, &q, items, got, err, sizeof err)) {
+		tap_diag("take_arrive failed: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Push raw on an empty new-task and take it with arrive.lua behind.
+ * Returns 1 when arrive.lua claimed it, 0 when it left it in
+ * inflight-d1 (the usual claim's turn), -1 on error.  When claimed, it
+ * must be what the C check (dt_item_parse of the text) reads, field by
+ * field: *agree says so. */
+static int arrive_item(const char *raw, int *agree)
+{
+	dt_strv items, got;
+	*agree = 0;
+	flush();
+	redisReply *r = redisCommand(R, "LPUSH new-task %b", raw, strlen(raw));
+	freeReplyObject(r);
+	if (arrive1(S, 1 << 20, &items, &got) < 0)
+		return -1;
+	int rc = got.n == DT_ARRIVE_N;
+	if (items.n != 1 || strcmp(items.v[0], raw) != 0) {
+		tap_diag("BLMOVE returned %zu item(s)", items.n);
+		rc = -1;
+	} else if (rc == 0) {
+		*agree = num("LLEN inflight-d1") == 1 && num("EXISTS tasks") == 0;
+	} else {
+		dt_item it;
+		char why[256];
+		*agree = dt_item_parse(got.v[DT_ARRIVE_TEXT], got.len[DT_ARRIVE_TEXT], &it, why,
+				       sizeof why) == 0;
+		if (!*agree) {
+			tap_diag("claimed on arrival, refused by dt_item_parse: %s", why);
+		} else {
+			*agree = !strcmp(got.v[DT_ARRIVE_RAW], raw) &&
+				 !strcmp(it.id, got.v[DT_ARRIVE_ID]) &&
+				 !strcmp(it.function, got.v[DT_ARRIVE_FUNCTION]) && it.attempt == 0 &&
+				 it.clean_end == (got.v[DT_ARRIVE_CLEAN_END][0] == '1') &&
+				 it.max_attempts == atoll(got.v[DT_ARRIVE_MAX_ATTEMPTS]) &&
+				 num("LLEN inflight-d1") == 0;
+			if (!*agree)
+				tap_diag("claimed as id %s function %s clean_end %s max_attempts %s; "
+					 "read here as %s %s %d %lld", got.v[DT_ARRIVE_ID],
+					 got.v[DT_ARRIVE_FUNCTION], got.v[DT_ARRIVE_CLEAN_END],
+					 got.v[DT_ARRIVE_MAX_ATTEMPTS], it.id, it.function,
+					 it.clean_end, (long long)it.max_attempts);
+			dt_item_free(&it);
+		}
+	}
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+	return rc;
+}
+
+/* A nesting of depth arrays around 1, as "data". */
+static const char *nested(int depth)
+{
+	static char b[256];
+	int n = snprintf(b, sizeof b, "{\"function\":\"f\",\"data\":");
+	for (int i = 0; i < depth; i++)
+		b[n++] = '[';
+	b[n++] = '1';
+	for (int i = 0; i < depth; i++)
+		b[n++] = ']';
+	snprintf(b + n, sizeof b - (size_t)n, "}");
+	return b;
+}
+
+/* arrive.lua: a claim in the same Redis wake-up as the blocking take. */
+static void t_arrive(void)
+{
+	dt_strv items, got;
+	int agree;
+
+	flush();
+	submit("{\"function\":\"f\",\"data\":{\"x\":[1,-2.5,true,null]}}");
+	ok(arrive1(S, 1 << 20, &items, &got) == 0 && items.n == 1 && got.n == DT_ARRIVE_N,
+	   "arrive: a fresh item is taken and claimed in one pipeline");
+	if (got.n == DT_ARRIVE_N) {
+		is_str(got.v[DT_ARRIVE_RAW], items.v[0], "  the claimed item is the one taken");
+		is_str(got.v[DT_ARRIVE_TEXT],
+		       "{\"id\":\"fresh-1\",\"function\":\"f\",\"data\":{\"x\":[1,-2.5,true,null]}}",
+		       "  the fresh id spliced in as the C code splices one");
+		is_str(got.v[DT_ARRIVE_WORKER], "w1", "  for the worker given for f");
+		is_str(field("fresh-1", "state"), "RUNNING", "  RUNNING");
+		is_str(field("fresh-1", "attempt"), "1", "  attempt 1");
+		ok(!strcmp(field("fresh-1", "worker"), "w1") &&
+		   !strcmp(field("fresh-1", "distributor"), "d1") &&
+		   !strcmp(field("fresh-1", "function"), "f") &&
+		   !strcmp(field("fresh-1", "clean_end"), "1") &&
+		   !strcmp(field("fresh-1", "max_attempts"), "5") &&
+		   !strcmp(field("fresh-1", "data"), got.v[DT_ARRIVE_TEXT]) &&
+		   !strcmp(field("fresh-1", "start"), field("fresh-1", "update")),
+		   "  worker, distributor, function, clean_end, max_attempts, data, start = update");
+		ok(num("SISMEMBER tasks fresh-1") == 1 && str("ZSCORE running fresh-1") &&
+		   num("LLEN inflight-d1") == 0 && num("LLEN new-task") == 0,
+		   "  in tasks and running; nothing left in inflight-d1 or new-task");
+	} else {
+		for (int i = 0; i < 7; i++)
+			ok(0, "  (not claimed)");
+	}
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+
+	/* The record is still this claim's: undo moves the item to bad-task. */
+	int st = -1;
+	const char *raw = "{\"function\":\"f\",\"data\":{\"x\":[1,-2.5,true,null]}}";
+	is_int(dt_store_arrive_undo(S, "d1", "fresh-1", raw, strlen(raw), "a test", &st, err,
+				    sizeof err), 0, "arrive undo");
+	is_int(st, DT_MOVE_OK, "  done");
+	ok(num("EXISTS task-fresh-1") == 0 && num("SCARD tasks") == 0 && num("ZCARD running") == 0,
+	   "  the record is gone from task-<id>, tasks and running");
+	is_str(json_member(str("LINDEX bad-task 0"), "reason"), "a test", "  bad-task has the reason");
+	is_str(json_member(str("LINDEX bad-task 0"), "item"), raw, "  and the item");
+	dt_store_arrive_undo(S, "d1", "fresh-1", raw, strlen(raw), "a test", &st, err, sizeof err);
+	ok(st == DT_MOVE_GONE && num("LLEN bad-task") == 1, "  a second undo does nothing");
+	submit("{\"id\":\"other\",\"function\":\"f\"}");
+	arrive1(S, 1 << 20, &items, &got);
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+	cmd0("HSET task-other distributor d2");
+	dt_store_arrive_undo(S, "d1", "other", "x", 1, "a test", &st, err, sizeof err);
+	ok(st == DT_MOVE_GONE && num("EXISTS task-other") == 1 && num("LLEN bad-task") == 1,
+	   "  nor on a record another distributor holds");
+
+	/* Left for the usual claim. */
+	flush();
+	ok(arrive1(S, 1 << 20, &items, &got) == 0 && items.n == 0 && got.n == 0,
+	   "an empty queue: nothing taken, nothing claimed");
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+	submit("{\"function\":\"g\"}");
+	arrive1(S, 1 << 20, &items, &got);
+	ok(items.n == 1 && got.n == 0 && num("LLEN inflight-d1") == 1 && num("EXISTS tasks") == 0,
+	   "a function no free worker runs: left in inflight-d1");
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+	flush();
+	cmd0("RPUSH queue-f parked");
+	submit("{\"function\":\"f\"}");
+	arrive1(S, 1 << 20, &items, &got);
+	ok(items.n == 1 && got.n == 0 && num("LLEN inflight-d1") == 1,
+	   "parked items of its function: left (they are served first)");
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+	flush();
+	cmd0("HSET task-k state QUEUED attempt 2");
+	submit("{\"id\":\"k\",\"function\":\"f\"}");
+	arrive1(S, 1 << 20, &items, &got);
+	ok(items.n == 1 && got.n == 0 && !strcmp(field("k", "state"), "QUEUED"),
+	   "an id with a record: left for claim.lua's checks");
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+	flush();
+	cmd0("LPUSH inflight-d1 leftover");
+	submit("{\"function\":\"f\"}");
+	arrive1(S, 1 << 20, &items, &got);
+	ok(items.n == 1 && got.n == 0 && num("LLEN inflight-d1") == 2,
+	   "inflight-d1 holding more than the item taken: left");
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+	flush();
+	submit("{\"function\":\"f\",\"data\":\"0123456789\"}");
+	arrive1(S, 300, &items, &got);
+	ok(items.n == 1 && got.n == 0, "an item that does not fit max_message: left");
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+
+	/* Claimed only when the C check reads the item the same way. */
+	static const struct {
+		const char *raw;
+		int claim; /* 1 must be claimed, 0 must be left, -1 either */
+	} cases[] = {
+		{ "{\"function\":\"f\"}", 1 },
+		{ "{\"function\":\"f\"}   ", 1 },
+		{ "{ \"function\" : \"f\" , \"data\" : [ ] }", 1 },
+		{ "{\"id\":\"given:1.a-b_c\",\"function\":\"f\"}", 1 },
+		{ "{\"function\":\"f\",\"clean_end\":false,\"state_optional\":true}", 1 },
+		{ "{\"function\":\"f\",\"max_attempts\":7}", 1 },
+		{ "{\"function\":\"f\",\"max_attempts\":0,\"data\":-0}", 1 },
+		{ "{\"function\":\"f\",\"data\":{\"a\":1,\"a\":2}}", 1 },
+		{ "{\"function\":\"f\",\"data\":\"{[}] true 1e5 x\"}", 1 },
+		{ " {\"function\":\"f\"}", 0 },
+		{ "{\"function\":\"f\",\"data\":1e5}", 0 },
+		{ "{\"function\":\"f\",\"data\":1E5}", 0 },
+		{ "{\"function\":\"f\",\"data\":01}", 0 },
+		{ "{\"function\":\"f\",\"data\":-01}", 0 },
+		{ "{\"function\":\"f\",\"data\":.5}", 0 },
+		{ "{\"function\":\"f\",\"data\":1.}", 0 },
+		{ "{\"function\":\"f\",\"data\":+1}", 0 },
+		{ "{\"function\":\"f\",\"data\":-}", 0 },
+		{ "{\"function\":\"f\",\"data\":- 1}", 0 },
+		{ "{\"function\":\"f\",\"data\":NaN}", 0 },
+		{ "{\"function\":\"f\",\"data\":Infinity}", 0 },
+		{ "{\"function\":\"f\",\"data\":0x10}", 0 },
+		{ "{\"function\":\"f\",\"data\":\"\\u00e9\"}", 0 },
+		{ "{\"function\":\"f\",\"data\":\"\xc3\xa9\"}", 0 },
+		{ "{\"function\":\"f\",\"data\":\"\xff\"}", 0 },
+		{ "{\"function\":\"f\",\"data\":\"a\tb\"}", 0 },
+		{ "{\"function\":\"f\",\"max_attempts\":5.0}", 0 },
+		{ "{\"function\":\"f\",\"max_attempts\":7,\"data\":1.5}", 0 },
+		{ "{\"function\":\"f\",\"max_attempts\":-1}", 0 },
+		{ "{\"function\":\"f\",\"max_attempts\":2147483648}", 0 },
+		{ "{\"function\":\"f\",\"max_attempts\":\"5\"}", 0 },
+		{ "{\"function\":\"f\",\"clean_end\":0}", 0 },
+		{ "{\"function\":\"f\",\"clean_end\":null}", 0 },
+		{ "{\"function\":\"f\",\"state_optional\":\"yes\"}", 0 },
+		{ "{\"function\":\"f\",\"attempt\":2}", 0 },
+		{ "{\"function\":\"f\",\"attempt\":null}", 0 },
+		{ "{\"function\":\"f\",\"id\":\"bad id\"}", 0 },
+		{ "{\"function\":\"f\",\"id\":\"\"}", 0 },
+		{ "{\"function\":\"f\",\"id\":7}", 0 },
+		{ "{\"function\":\"f\",\"id\":null}", 0 },
+		{ "{\"function\":\"\"}", 0 },
+		{ "{\"function\":7}", 0 },
+		{ "{\"function\":\"f\",}", 0 },
+		{ "{\"function\":\"f\",\"data\":[1,2,]}", 0 },
+		{ "{\"function\":\"f\",\"data\":[1 2]}", 0 },
+		{ "{\"function\":\"f\",\"data\":{\"a\"}}", 0 },
+		{ "{\"function\":\"f\",\"data\":{1:2}}", 0 },
+		{ "{'function':'f'}", 0 },
+		{ "{\"function\":\"f\"} x", 0 },
+		{ "{\"function\":\"f\"}{\"function\":\"f\"}", 0 },
+		{ "{\"function\":\"f\"", 0 },
+		{ "{\"function\":\"f\",\"data\":tru}", 0 },
+		{ "{\"function\":\"f\",\"data\":nulll}", 0 },
+		{ "[{\"function\":\"f\"}]", 0 },
+		{ "{\"function\":\"g\",\"function\":\"f\"}", -1 },
+		{ "{\"function\":\"f\",\"function\":\"g\"}", -1 },
+		{ "{\"function\":\"f\",\"function\":7}", -1 },
+	};
+	size_t nc = sizeof cases / sizeof cases[0];
+	for (size_t i = 0; i < nc; i++) {
+		int c = arrive_item(cases[i].raw, &agree);
+		ok(c >= 0 && agree && (cases[i].claim < 0 || c == cases[i].claim),
+		   "arrive: %s %s", c == 1 ? "claims" : "leaves", cases[i].raw);
+	}
+	char id[130], item[200];
+	memset(id, 'a', 128);
+	id[128] = '\0';
+	snprintf(item, sizeof item, "{\"id\":\"%s\",\"function\":\"f\"}", id);
+	ok(arrive_item(item, &agree) == 1 && agree, "arrive: claims an id of 128 characters");
+	id[128] = 'a';
+	id[129] = '\0';
+	snprintf(item, sizeof item, "{\"id\":\"%s\",\"function\":\"f\"}", id);
+	ok(arrive_item(item, &agree) == 0 && agree, "arrive: leaves an id of 129");
+	ok(arrive_item(nested(15), &agree) == 1 && agree, "arrive: claims data nested 16 deep");
+	ok(arrive_item(nested(16), &agree) == 0 && agree, "arrive: leaves data nested 17 deep");
+	ok(arrive_item(nested(40), &agree) == 0 && agree, "arrive: leaves data nested 41 deep");
+
+	/* With a key prefix. */
+	dt_store *P = NULL;
+	dt_redis_conf rc = RC;
+	rc.prefix = "pfx:";
+	flush();
+	if (dt_store_open(&rc, &P, err, sizeof err) == 0) {
+		const char *it = "{\"function\":\"f\"}";
+		dt_store_submit(P, it, strlen(it), err, sizeof err);
+		arrive1(P, 1 << 20, &items, &got);
+		ok(got.n == DT_ARRIVE_N && num("EXISTS pfx:task-fresh-1") == 1 &&
+		   num("SISMEMBER pfx:tasks fresh-1") == 1 && num("ZCARD pfx:running") == 1 &&
+		   num("EXISTS pfx:inflight-d1") == 0 && num("DBSIZE") == 3,
+		   "arrive with a key prefix: pfx:task-<id>, pfx:tasks, pfx:running only");
+		dt_strv_free(&items);
+		dt_strv_free(&got);
+		cmd0("RPUSH pfx:queue-f parked");
+		dt_store_submit(P, it, strlen(it), err, sizeof err);
+		arrive1(P, 1 << 20, &items, &got);
+		ok(got.n == 0 && num("LLEN pfx:inflight-d1") == 1,
+		   "  and it sees the prefixed queue-f's parked items");
+		dt_strv_free(&items);
+		dt_strv_free(&got);
+		dt_store_free(P);
+	} else {
+		ok(0, "a store with prefix pfx: (%s)", err);
+		ok(0, "  (no store)");
+	}
+}
+
 int main(void)
 {
 	const char *port = getenv("REDIS_PORT");
@@ -1251,6 +1541,7 @@ int main(void)
 	t_prefix();
 	t_client_calls();
 	t_claim_tail();
+	t_arrive();
 
 	dt_store_free(S);
 	redisFree(R);
