@@ -219,6 +219,22 @@ fail:
 	return rc;
 }
 
+int dt_item_from_object(struct json_object *o, const char *json, size_t len, dt_item *out,
+			char *why, size_t whylen)
+{
+	memset(out, 0, sizeof *out);
+	if (why && whylen)
+		why[0] = '\0';
+	if (!o || !json_object_is_type(o, json_type_object) || len == 0 || json[0] != '{')
+		return dt_err(why, whylen, DTASK_EINVAL, "not a JSON object");
+	int rc = check_object(o, out, why, whylen);
+	if (!rc)
+		rc = build_text(json, len, 0, out, why, whylen);
+	if (rc)
+		dt_item_free(out);
+	return rc;
+}
+
 void dt_item_free(dt_item *it)
 {
 	if (!it)

@@ -45,6 +45,13 @@ typedef struct dt_item {
  * could be had for a UUID.  On failure *out holds nothing to free.
  */
 int dt_item_parse(const char *json, size_t len, dt_item *out, char *why, size_t whylen);
+/* The same for an item json-c has parsed already (o, with the strict and
+ * UTF-8 flags; json, len: its exact text, starting with '{'), e.g. the
+ * "task" of a "run" line the worker has read: the same rules and results,
+ * without reading the text a second time. */
+struct json_object;
+int dt_item_from_object(struct json_object *o, const char *json, size_t len, dt_item *out,
+			char *why, size_t whylen);
 void dt_item_free(dt_item *it);
 
 /* A random (version 4) UUID, lower-case, into out (37 bytes with the NUL).

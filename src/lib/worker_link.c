@@ -477,13 +477,17 @@ static void on_run(dt_link *l, dt_conn *c, batch *b, json_object *m, const char 
 	/* The task is taken verbatim from the line, never re-encoded. */
 	/* From here on the run names its task: refuse it with a "reject",
 	 * so the distributor takes it back (an "error" would leave it held). */
-	if (dt_json_member(line, len, "task", &raw, &rawlen) != 1 || raw[0] != '{') {
+	json_object *task;
+	if (dt_json_member(line, len, "task", &raw, &rawlen) != 1 || raw[0] != '{' ||
+	    !json_object_object_get_ex(m, "task", &task)) {
 		log_warn("%s: run %s: no \"task\" object: rejected", dt_conn_name(c), id);
 		add_reject(l, b, id, attempt, function, DT_REJECT_INVALID);
 		return;
 	}
+	/* The line was read whole (strict, UTF-8): its task needs no second
+	 * reading, only the item rules. */
 	dt_item item;
-	if (dt_item_parse(raw, rawlen, &item, why, sizeof why) < 0) {
+	if (dt_item_from_object(task, raw, rawlen, &item, why, sizeof why) < 0) {
 		log_warn("%s: run %s: bad task (%s): rejected", dt_conn_name(c), id, why);
 		add_reject(l, b, id, attempt, function, DT_REJECT_INVALID);
 		return;

@@ -34,7 +34,7 @@ int main(void)
 	char why[256];
 	char uuid[DT_UUID_LEN + 1], uuid2[DT_UUID_LEN + 1];
 
-	tap_plan(84);
+	tap_plan(96);
 
 	/* The 2014 format, kept byte for byte. */
 	const char *seed = "{\"id\": \"8c1d\", \"function\": \"resize\", \"data\": {\"w\": 640}, "
@@ -134,5 +134,49 @@ int main(void)
 	ok(strcmp(uuid, uuid2) != 0, "two UUIDs differ");
 	ok(dt_id_valid(uuid, strlen(uuid)), "a UUID is a valid id");
 
-	return tap_done(84);
+	/* dt_item_from_object(): what the worker reads from a "run" line it
+	 * has parsed already: the same verdicts and fields as dt_item_parse. */
+	static const char *const same[] = {
+		"{\"id\":\"a1\",\"function\":\"f\",\"data\":{\"x\":[1,{}]}}",
+		"{\"id\":\"a1\",\"function\":\"f\",\"attempt\":2,\"clean_end\":false,"
+		"\"state_optional\":true,\"max_attempts\":0}",
+		"{\"id\":\"a1\",\"function\":\"g\",\"function\":\"f\"}",
+		"{\"function\":\"f\"}",
+		"{\"id\":\"a b\",\"function\":\"f\"}",
+		"{\"id\":\"a1\",\"function\":7}",
+		"{\"id\":\"a1\",\"function\":\"\"}",
+		"{\"id\":\"a1\",\"function\":\"f\\u0000g\"}",
+		"{\"id\":\"a1\",\"function\":\"f\",\"attempt\":1.0}",
+		"{\"id\":\"a1\",\"function\":\"f\",\"max_attempts\":2147483648}",
+		"{\"id\":\"a1\",\"function\":\"f\",\"clean_end\":null}",
+	};
+	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+		const char *j = same[i];
+		dt_item a, b;
+		char wa[256], wb[256];
+		struct json_tokener *tok = json_tokener_new();
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		struct json_object *o = json_tokener_parse_ex(tok, j, (int)strlen(j));
+		int ra = dt_item_parse(j, strlen(j), &a, wa, sizeof wa);
+		int rb = dt_item_from_object(o, j, strlen(j), &b, wb, sizeof wb);
+		int same_fields = ra == rb && (ra != 0 || a.id_generated ||
+					       (!strcmp(a.json, b.json) && !strcmp(a.id, b.id) &&
+						!strcmp(a.function, b.function) &&
+						a.attempt == b.attempt && a.clean_end == b.clean_end &&
+						a.state_optional == b.state_optional &&
+						a.max_attempts == b.max_attempts)) &&
+				  (ra == 0 || !strcmp(wa, wb));
+		ok(same_fields, "from_object reads it as dt_item_parse does (%s): %s",
+		   ra ? wa : "ok", j);
+		if (!ra)
+			dt_item_free(&a);
+		if (!rb)
+			dt_item_free(&b);
+		json_object_put(o);
+		json_tokener_free(tok);
+	}
+	ok(dt_item_from_object(NULL, "{}", 2, &it, why, sizeof why) == DTASK_EINVAL &&
+	   it.json == NULL, "from_object: no object, refused");
+
+	return tap_done(96);
 }
