@@ -12,6 +12,13 @@
  *       before closing.  --raw sends LINE first and prints the answer;
  *       --big sends a line of BYTES bytes and reports how the server ends it.
  *       Exit 0 when every connection did what was asked, 3 otherwise.
+ *   dt-linktest distributor -c CONFIG -p PORTFILE -f LINES
+ *       A fake distributor for a real worker: a TLS listener as "server";
+ *       each peer's first line (its hello) is printed as "hello: ...", it
+ *       is answered with a distributor's hello, then every line of the
+ *       file LINES is sent to it as is (malformed ones too), and every
+ *       line the peer sends after that but "health" is printed as
+ *       "got: ...".  Runs until SIGTERM/SIGINT.
  *   dt-linktest silent -H HOST -P PORT [--tls -c CONFIG] -t MS
  *       Connects and never speaks (after the TLS handshake with --tls);
  *       prints how long the server took to drop it.  Exit 0 when it was
@@ -122,7 +129,51 @@ static void serve(dt_conn *c, void *arg)
 	dt_conn_close(c);
 }
 
-static int run_server(const char *portfile)
+/* ------------------------------------------------------- distributor */
+
+static const char *d_lines; /* the file of lines sent after the hello */
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void print_line(const char *what, const char *line)
+{
+	pthread_mutex_lock(&out_lock);
+	printf("%s: %s\n", what, line);
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+}
+
+static void serve_worker(dt_conn *c, void *arg)
+{
+	(void)arg;
+	char *line;
+	size_t len;
+	int rc = dt_conn_recv(c, 10000, &line, &len);
+	if (rc < 0) {
+		log_warn("peer %s: no hello: %s", dt_conn_peer(c), dtask_strerror(rc));
+		dt_conn_close(c);
+		return;
+	}
+	print_line("hello", line);
+	static const char hello[] = "{\"type\":\"hello\",\"version\":1,\"name\":\"fake\"}";
+	rc = dt_conn_send(c, hello, sizeof hello - 1);
+	FILE *f = fopen(d_lines, "r");
+	char buf[16384];
+	while (rc == 0 && f && fgets(buf, sizeof buf, f))
+		rc = dt_conn_send_raw(c, buf, strlen(buf));
+	if (f)
+		fclose(f);
+	else
+		log_error("cannot read %s", d_lines);
+	while (rc == 0 || rc == DTASK_ETIMEDOUT) {
+		rc = dt_conn_recv(c, 1000, &line, &len);
+		if (rc == 0 && !strstr(line, "\"type\":\"health\""))
+			print_line("got", line);
+	}
+	log_info("peer %s: %s", dt_conn_peer(c), dtask_strerror(rc));
+	dt_conn_close(c);
+}
+
+static int run_server(const char *portfile, dt_server_handler handler)
 {
 	char err[512];
 	sigset_t set;
@@ -133,7 +184,7 @@ static int run_server(const char *portfile)
 
 	dt_server_opts o = {
 		.role = "linktest", .host = cfg->host, .port = cfg->port, .link = link_opts,
-		.max_connections = cfg->max_connections, .handler = serve,
+		.max_connections = cfg->max_connections, .handler = handler,
 	};
 	dt_server *s;
 	if (dt_server_start(&o, &s, err, sizeof err) < 0) {
@@ -300,15 +351,16 @@ int main(int argc, char **argv)
 		{"tls", no_argument, NULL, 's'}, {NULL, 0, NULL, 0},
 	};
 	if (argc < 2) {
-		fprintf(stderr, "usage: dt-linktest server|client|silent [options]\n");
+		fprintf(stderr, "usage: dt-linktest server|client|distributor|silent [options]\n");
 		return 2;
 	}
 	const char *mode = argv[1];
 	optind = 2;
 	int ch;
-	while ((ch = getopt_long(argc, argv, "c:p:H:P:n:t:", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:p:H:P:n:t:f:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'c': config = optarg; break;
+		case 'f': d_lines = optarg; break;
 		case 'p': portfile = optarg; break;
 		case 'H': c_host = optarg; break;
 		case 'P': c_port = atoi(optarg); break;
@@ -326,7 +378,9 @@ int main(int argc, char **argv)
 		return 2;
 	int rc;
 	if (strcmp(mode, "server") == 0 && config)
-		rc = run_server(portfile);
+		rc = run_server(portfile, serve);
+	else if (strcmp(mode, "distributor") == 0 && config && d_lines)
+		rc = run_server(portfile, serve_worker);
 	else if (strcmp(mode, "client") == 0 && config && n > 0)
 		rc = run_client(n);
 	else if (strcmp(mode, "silent") == 0 && (!tls || config))
