@@ -28,7 +28,9 @@
  * with clean_end the END deletes the record) gives tasks/s; "steady" is
  * from the first task start to that point.  Also the CPU time (user + sys)
  * the workers, the distributor and Redis spent on the drain, per 1,000
- * tasks: less noisy than rates on a shared machine.
+ * tasks: less noisy than rates on a shared machine; and their wake-ups
+ * per task (voluntary context switches: each a thread that slept and was
+ * woken), which is what most of that CPU pays for on a VM.
  * B (latency): FLUSHDB; 2 fresh worker units, registered, then 1 s idle;
  * 2,000 tasks submitted one at a time at 200/s on an absolute schedule,
  * each with its submit time (CLOCK_REALTIME us) in data.t, taken just
@@ -56,6 +58,7 @@
  */
 #include "build-config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -409,6 +412,44 @@ static double proc_cpu_ms(pid_t p)
 	return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Voluntary context switches (each a sleep and a wake-up) of every live
+ * thread of process p. */
+static double proc_vcsw(pid_t p)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%ld/task", (long)p);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	unsigned long long sum = 0;
+	const struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char sp[640], line[256];
+		if (snprintf(sp, sizeof sp, "%s/%.256s/status", path, e->d_name) >= (int)sizeof sp)
+			continue;
+		FILE *f = fopen(sp, "r");
+		if (!f)
+			continue;
+		unsigned long long v;
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+				sum += v;
+		fclose(f);
+	}
+	closedir(d);
+	return (double)sum;
+}
+
+/* The same for the reaped children (the workers, once stopped). */
+static double children_vcsw(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return (double)ru.ru_nvcsw;
+}
+
 /* CPU of the reaped children (the workers, once stopped), in ms. */
 static double children_cpu_ms(void)
 {
@@ -477,8 +518,8 @@ static double pct(const int64_t *v, size_t n, double p)
 
 /* ============================================================= figures */
 
-enum { F_ONE, F_BATCH, F_TPS, F_STEADY, F_STARTUP, F_CPU_W, F_CPU_D, F_CPU_R, F_RATE, F_P50,
-       F_P99, F_MAX, F_NLAT, F_HOP50, F_HOP99, NFIG };
+enum { F_ONE, F_BATCH, F_TPS, F_STEADY, F_STARTUP, F_CPU_W, F_CPU_D, F_CPU_R, F_SW_W, F_SW_D,
+       F_SW_R, F_RATE, F_P50, F_P99, F_MAX, F_NLAT, F_HOP50, F_HOP99, NFIG };
 
 /* ================================================================ B's floor */
 
@@ -766,6 +807,7 @@ int main(int argc, char **argv)
 	for (int rep = 0; rep < reps; rep++) {
 		double one_rate = 0, batch_rate = 0, a_tps = 0, a_steady = 0, a_startup = 0;
 		double cpu_w = 0, cpu_d = 0, cpu_r = 0; /* A's drain: CPU ms per 1,000 tasks */
+		double sw_w = 0, sw_d = 0, sw_r = 0;    /* ... and wake-ups per task */
 		double p50 = 0, p99 = 0, pmax = 0, achieved = 0;
 		size_t nlat = 0;
 
@@ -804,6 +846,7 @@ int main(int argc, char **argv)
 			if (redis_stats)
 				freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
 			double w0 = children_cpu_ms(), d0 = proc_cpu_ms(dist_pid), r0 = proc_cpu_ms(redis_pid);
+			double sw0 = children_vcsw(), sd0 = proc_vcsw(dist_pid), sr0 = proc_vcsw(redis_pid);
 			int64_t spawn_us = real_us();
 			spawn_workers();
 			int64_t first = 0, last = 0, done_us = 0;
@@ -826,10 +869,13 @@ int main(int argc, char **argv)
 			a_startup = (double)(first - spawn_us) / 1e6;
 			cpu_d = (proc_cpu_ms(dist_pid) - d0) * 1000.0 / n;
 			cpu_r = (proc_cpu_ms(redis_pid) - r0) * 1000.0 / n;
+			sw_d = (proc_vcsw(dist_pid) - sd0) / n;
+			sw_r = (proc_vcsw(redis_pid) - sr0) / n;
 			if (redis_stats)
 				print_redis_stats(rc, n);
 			stop_workers();
 			cpu_w = (children_cpu_ms() - w0) * 1000.0 / n;
+			sw_w = (children_vcsw() - sw0) / n;
 		}
 
 		double hop50 = 0, hop99 = 0;
@@ -879,7 +925,8 @@ int main(int argc, char **argv)
 		const double fig[NFIG] = {
 			[F_ONE] = one_rate, [F_BATCH] = batch_rate, [F_TPS] = a_tps,
 			[F_STEADY] = a_steady, [F_STARTUP] = a_startup, [F_CPU_W] = cpu_w,
-			[F_CPU_D] = cpu_d, [F_CPU_R] = cpu_r, [F_RATE] = achieved, [F_P50] = p50,
+			[F_CPU_D] = cpu_d, [F_CPU_R] = cpu_r, [F_SW_W] = sw_w, [F_SW_D] = sw_d,
+			[F_SW_R] = sw_r, [F_RATE] = achieved, [F_P50] = p50,
 			[F_P99] = p99, [F_MAX] = pmax, [F_NLAT] = (double)nlat, [F_HOP50] = hop50,
 			[F_HOP99] = hop99
 		};
@@ -898,9 +945,11 @@ int main(int argc, char **argv)
 		if (do_a) {
 			printf(",\"enqueue_one_per_s\":%.0f,\"enqueue_batch_per_s\":%.0f,"
 			       "\"a_tasks_per_s\":%.0f,\"a_steady_tasks_per_s\":%.0f,\"a_startup_s\":%.3f,"
-			       "\"a_cpu_ms_per_1k\":{\"workers\":%.1f,\"distributor\":%.1f,\"redis\":%.1f}",
+			       "\"a_cpu_ms_per_1k\":{\"workers\":%.1f,\"distributor\":%.1f,\"redis\":%.1f},"
+			       "\"a_wakeups_per_task\":{\"workers\":%.2f,\"distributor\":%.2f,\"redis\":%.2f}",
 			       med[F_ONE], med[F_BATCH], med[F_TPS], med[F_STEADY], med[F_STARTUP],
-			       med[F_CPU_W], med[F_CPU_D], med[F_CPU_R]);
+			       med[F_CPU_W], med[F_CPU_D], med[F_CPU_R], med[F_SW_W], med[F_SW_D],
+			       med[F_SW_R]);
 			print_all("a_tasks_per_s", runs, reps, F_TPS, 0);
 		}
 		if (do_b) {
@@ -925,6 +974,8 @@ int main(int argc, char **argv)
 			printf("%-34s workers %.1f ms, distributor %.1f ms, redis %.1f ms\n",
 			       "A CPU per 1,000 tasks (drain):", med[F_CPU_W], med[F_CPU_D],
 			       med[F_CPU_R]);
+			printf("%-34s workers %.2f, distributor %.2f, redis %.2f\n",
+			       "A wake-ups per task (drain):", med[F_SW_W], med[F_SW_D], med[F_SW_R]);
 		}
 		if (do_b) {
 			printf("%-34s %9.1f tasks/s (%.0f latencies)\n", "B submit rate:", med[F_RATE],
