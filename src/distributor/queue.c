@@ -256,6 +256,7 @@ typedef struct qstats {
 	unsigned long long tail_parked; /* peeked items left for parked ones */
 	unsigned long long arrived;     /* claimed as they arrived (arrive.lua) */
 	unsigned long long undone;      /* ... and refused here after all */
+	unsigned long long moved;       /* ... and given to another worker than planned */
 } qstats;
 
 static void count_claim(qstats *qs, int tail, int status)
@@ -690,9 +691,11 @@ static void amap_build(dist *d, amap *m)
 
 /* A task arrive.lua claimed as it arrived (a: its DT_ARRIVE_N strings).
  * It is checked again here as dispatch() checks an item, then its run
- * goes to the worker arrive.lua chose; should that worker have left or
- * filled up meanwhile, the task is requeued at once.  An item the check
- * here refuses after all goes to bad-task (arrive.lua "undo"). */
+ * goes to the worker place() picks now: the one arrive.lua was given, or,
+ * when slots or workers changed during the wait, another, once the record
+ * names it (arrive.lua "move", one round trip); with no free slot for it
+ * left, the task is requeued at once.  An item the check here refuses
+ * after all goes to bad-task (arrive.lua "undo"). */
 static void arrival(dist *d, dt_store *st, const dt_strv *a, qstats *qs)
 {
 	slot_item x;
@@ -723,26 +726,50 @@ static void arrival(dist *d, dt_store *st, const dt_strv *a, qstats *qs)
 		return;
 	}
 	qs->arrived++;
+	/* arrive.lua's worker was chosen before the wait; slots or workers may
+	 * have changed since.  The run goes where the rule says now (the most
+	 * free slots, ties the lowest load), and the record says so first. */
 	pthread_mutex_lock(&d->lock);
-	wlink *l;
-	for (l = d->links; l; l = l->next)
-		if (strcmp(l->name, worker) == 0 && dt_link_free(l) > 0 &&
-		    dt_link_has_function(l, x.item.function))
-			break;
+	wlink *l = place(d, x.item.function);
 	if (l) {
 		l->outstanding++;
 		l->refs++;
-		dt_tset_add(&l->tasks, x.item.id, 1);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (!l) {
-		requeue_now(d, x.item.id, 1, worker);
-	} else {
+	int go = l != NULL, requeue = l == NULL;
+	if (l && strcmp(l->name, worker) != 0) {
+		int status = DT_MOVE_GONE;
+		char err[512];
+		qs->moved++;
+		if (dt_store_arrive_move(st, d->name, id, worker, l->name, &status, err,
+					 sizeof err) < 0) {
+			log_error("queue: Redis: %s: task %s, claimed as it arrived for worker %s, "
+				  "cannot be given to worker %s: requeued", err, id, worker, l->name);
+			go = 0;
+			requeue = 1;
+		} else if (status != DT_MOVE_OK) {
+			log_info("task %s: its record moved on before its run", id);
+			go = 0;
+		}
+	}
+	if (l) {
+		pthread_mutex_lock(&d->lock);
+		if (go)
+			dt_tset_add(&l->tasks, id, 1);
+		else if (l->outstanding > 0)
+			l->outstanding--;
+		pthread_mutex_unlock(&d->lock);
+	}
+	if (requeue)
+		requeue_now(d, id, 1, worker);
+	if (go) {
 		outbuf out = { l, NULL, 0, 0 };
 		add_run(&out, &x, 1);
 		if (out.len && dt_conn_send_raw(l->conn, out.p, out.len) < 0)
 			log_warn("worker %s: sending runs failed: it will be taken for lost", l->name);
 		free(out.p);
+	}
+	if (l) {
 		pthread_mutex_lock(&d->lock);
 		dt_link_unref(d, l);
 		pthread_mutex_unlock(&d->lock);
@@ -895,8 +922,10 @@ void *dt_queue_main(void *arg)
 	peek_clear(&pk);
 	log_info("queue: %llu round trip(s): %llu taken item(s) claimed, %llu claimed straight "
 		 "off new-task's tail (%llu more found gone, %llu left for parked ones), %llu "
-		 "claimed as they arrived (%llu of them refused here after all)",
-		 qs.trips, qs.taken, qs.tail, qs.tail_gone, qs.tail_parked, qs.arrived, qs.undone);
+		 "claimed as they arrived (%llu of them refused here after all, %llu given to "
+		 "another worker than planned)",
+		 qs.trips, qs.taken, qs.tail, qs.tail_gone, qs.tail_parked, qs.arrived, qs.undone,
+		 qs.moved);
 done:
 	dt_batch_free(b);
 	dt_store_free(st);

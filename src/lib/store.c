@@ -1384,6 +1384,30 @@ int dt_store_take_arrive(dt_store *s, const char *distributor, int timeout_ms,
 	return rc;
 }
 
+int dt_store_arrive_move(dt_store *s, const char *distributor, const char *id, const char *from,
+			 const char *to, int *status, char *err, size_t errlen)
+{
+	if (bad_name(distributor) || !dt_id_valid(id, strlen(id)) || bad_name(from) || bad_name(to))
+		return dt_err(err, errlen, DTASK_EINVAL, "redis: move: invalid argument");
+	dt_batch *b = s->one;
+	struct mark m = batch_mark(b);
+	struct op *op = op_new(b, SC_ARRIVE, NULL, 4, dec_move);
+	arg_key(b, "inflight-", distributor);
+	arg_key(b, "tasks", NULL);
+	arg_key(b, "running", NULL);
+	arg_key(b, "bad-task", NULL);
+	arg_prefix(b);
+	arg_s(b, distributor);
+	arg_s(b, "move");
+	arg_s(b, id);
+	arg_s(b, from);
+	arg_s(b, to);
+	op->out = status;
+	op->n = 1;
+	op_close(b, op);
+	return run_one(s, batch_done(b, m), err, errlen);
+}
+
 int dt_store_arrive_undo(dt_store *s, const char *distributor, const char *id, const char *raw,
 			 size_t raw_len, const char *reason, int *status, char *err,
 			 size_t errlen)

@@ -143,6 +143,13 @@ int dt_store_take_arrive(dt_store *s, const char *distributor, int timeout_ms,
 int dt_store_arrive_undo(dt_store *s, const char *distributor, const char *id, const char *raw,
 			 size_t raw_len, const char *reason, int *status, char *err,
 			 size_t errlen);
+/* arrive.lua "move": an item claimed on arrival for worker from goes to
+ * worker to instead (the placement changed while the distributor waited):
+ * the record's worker becomes to when it is still that claim's (RUNNING,
+ * attempt 1, this distributor, worker from).  *status: DT_MOVE_OK, or
+ * DT_MOVE_GONE (nothing done). */
+int dt_store_arrive_move(dt_store *s, const char *distributor, const char *id, const char *from,
+			 const char *to, int *status, char *err, size_t errlen);
 /* How many of queue-<functions[i]> hold parked tasks (EXISTS). */
 int dt_store_parked(dt_store *s, const char *const *functions, size_t nf, int64_t *count,
 		    char *err, size_t errlen);

@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 473
+#define PLAN 477
 
 static redisContext *R;
 static dt_store *S;
@@ -1345,6 +1345,25 @@ static void t_arrive(void)
 	dt_store_arrive_undo(S, "d1", "other", "x", 1, "a test", &st, err, sizeof err);
 	ok(st == DT_MOVE_GONE && num("EXISTS task-other") == 1 && num("LLEN bad-task") == 1,
 	   "  nor on a record another distributor holds");
+
+	/* A claim on arrival given to another worker than planned. */
+	flush();
+	submit("{\"id\":\"mv\",\"function\":\"f\"}");
+	arrive1(S, 1 << 20, &items, &got);
+	dt_strv_free(&items);
+	dt_strv_free(&got);
+	st = -1;
+	is_int(dt_store_arrive_move(S, "d1", "mv", "w1", "w2", &st, err, sizeof err), 0,
+	       "arrive move");
+	ok(st == DT_MOVE_OK && !strcmp(field("mv", "worker"), "w2") &&
+	   !strcmp(field("mv", "state"), "RUNNING") && !strcmp(field("mv", "attempt"), "1"),
+	   "  the record names the new worker, RUNNING at attempt 1 still");
+	dt_store_arrive_move(S, "d1", "mv", "w1", "w3", &st, err, sizeof err);
+	ok(st == DT_MOVE_GONE && !strcmp(field("mv", "worker"), "w2"),
+	   "  a move from a worker the record does not name does nothing");
+	dt_store_arrive_move(S, "d2", "mv", "w2", "w3", &st, err, sizeof err);
+	ok(st == DT_MOVE_GONE && !strcmp(field("mv", "worker"), "w2"),
+	   "  nor one by another distributor");
 
 	/* Left for the usual claim. */
 	flush();

@@ -39,7 +39,23 @@
 --   here, ARGV[5] the wrapper to push on bad-task.  When the record is
 --   still that claim's (RUNNING, attempt 1, this distributor) it is
 --   deleted and the wrapper pushed: {"ok"}; otherwise nothing: {"gone"}.
+-- ARGV[3]  "move": ARGV[4] the id of an item this distributor claimed here
+--   for worker ARGV[5], which is not the one to run it any more (the
+--   distributor chose it before it waited, and slots or workers changed
+--   meanwhile); ARGV[6] the worker that is.  When the record is still that
+--   claim's (RUNNING, attempt 1, this distributor, worker ARGV[5]), its
+--   worker becomes ARGV[6]: {"ok"}; otherwise nothing: {"gone"}.
 local prefix, distributor = ARGV[1], ARGV[2]
+
+if ARGV[3] == 'move' then
+  local key = prefix .. 'task-' .. ARGV[4]
+  local rec = redis.call('HMGET', key, 'state', 'attempt', 'distributor', 'worker')
+  if rec[1] ~= 'RUNNING' or rec[2] ~= '1' or rec[3] ~= distributor or rec[4] ~= ARGV[5] then
+    return { 'gone' }
+  end
+  redis.call('HSET', key, 'worker', ARGV[6])
+  return { 'ok' }
+end
 
 if ARGV[3] == 'undo' then
   local id = ARGV[4]
