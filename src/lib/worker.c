@@ -338,30 +338,6 @@ void dt_worker_emit(dtask_worker *w, const dtask *t, const char *event, const ch
 		dt_watch_event(w->watch, t->id, t->attempt, event, json);
 }
 
-void dt_worker_send_free(dtask_worker *w)
-{
-	atomic_store(&w->free_dirty, 1);
-	for (;;) {
-		int expected = 0;
-		if (!atomic_compare_exchange_strong(&w->free_sending, &expected, 1))
-			return; /* the sender sees free_dirty and sends again */
-		while (atomic_exchange(&w->free_dirty, 0)) {
-			dt_free_report fr = dt_worker_free_report(w);
-			if (fr.free <= 0)
-				continue;
-			char msg[96];
-			int len = snprintf(msg, sizeof msg,
-					   "{\"type\":\"" DT_MSG_FREE "\",\"free\":%d,\"seq\":%lld}",
-					   fr.free, fr.seq);
-			for (size_t l = 0; l < w->n_links; l++)
-				dt_link_send(&w->links[l], msg, (size_t)len);
-		}
-		atomic_store(&w->free_sending, 0);
-		if (!atomic_load(&w->free_dirty))
-			return;
-	}
-}
-
 const char *dt_worker_accept(dtask_worker *w, dtask *t, int *dup)
 {
 	const char *reason = NULL;

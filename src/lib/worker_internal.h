@@ -92,8 +92,6 @@ struct dtask_worker {
 	atomic_int stopping;   /* links: stop reconnecting, the close is ours */
 	atomic_int sig_exit;   /* the signal thread's last wake-up */
 	atomic_int no_slots;   /* draining: every message says "free": 0 */
-	atomic_int free_dirty;   /* a slot came free since the last "free" sent */
-	atomic_int free_sending; /* a thread is sending "free" (dt_worker_send_free) */
 	atomic_int redis_down; /* SPEC 5.4: set by the state thread from Redis lost to
 				* "redis_up"; runs are refused "redis down" */
 
@@ -155,11 +153,6 @@ void dt_worker_start(dtask_worker *w, dtask **v, size_t n);
 int dt_worker_stop_task(dtask_worker *w, const char *id, int64_t attempt, int kind);
 /* Ask every task that came from link (-1: all) to stop. */
 int dt_worker_stop_link_tasks(dtask_worker *w, int link, int kind);
-/* Slots came free (the state thread took returned tasks): send "free" to
- * every distributor now, before their ends are written (PROTOCOL 6.1).
- * Any thread; coalesced: while one thread sends, another only marks it
- * dirty and the sender sends again with the newest count. */
-void dt_worker_send_free(dtask_worker *w);
 /* Remove v[0..n) from the running table, under one lock (state thread). */
 void dt_worker_table_remove(dtask_worker *w, dtask *const *v, size_t n);
 /*
@@ -181,6 +174,9 @@ void *dt_link_main(void *arg);                /* the link thread */
  * DTASK_ECLOSED when not connected, or the send's error (the connection is
  * then shut down and its link thread reconnects). */
 int dt_link_send(dt_link *l, const char *msg, size_t len);
+/* The same for several lines at once (buf: whole lines, each ending in
+ * '\n'), in one send. */
+int dt_link_send_lines(dt_link *l, const char *buf, size_t len);
 /* At shutdown: close the connection (close_notify), wake the link thread
  * wherever it waits.  w->stopping must be set. */
 void dt_link_stop(dt_link *l);

@@ -70,7 +70,8 @@
 
 /* -------------------------------------------------- sending from others */
 
-int dt_link_send(dt_link *l, const char *msg, size_t len)
+/* One line (lines 0), or whole lines each ending in '\n' (lines 1). */
+static int link_send(dt_link *l, const char *msg, size_t len, int lines)
 {
 	pthread_mutex_lock(&l->lock);
 	dt_conn *c = l->conn;
@@ -80,7 +81,7 @@ int dt_link_send(dt_link *l, const char *msg, size_t len)
 	if (!c)
 		return DTASK_ECLOSED;
 
-	int rc = dt_conn_send(c, msg, len);
+	int rc = lines ? dt_conn_send_raw(c, msg, len) : dt_conn_send(c, msg, len);
 	if (rc < 0 && rc != DTASK_ENOMEM && rc != DTASK_ETOOBIG)
 		dt_conn_shutdown(c); /* the link thread sees it and reconnects */
 
@@ -89,6 +90,16 @@ int dt_link_send(dt_link *l, const char *msg, size_t len)
 		pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
 	return rc;
+}
+
+int dt_link_send(dt_link *l, const char *msg, size_t len)
+{
+	return link_send(l, msg, len, 0);
+}
+
+int dt_link_send_lines(dt_link *l, const char *buf, size_t len)
+{
+	return link_send(l, buf, len, 1);
 }
 
 void dt_link_stop(dt_link *l)

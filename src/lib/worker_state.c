@@ -19,9 +19,11 @@
  *   loop_interval tick is due, or the final pass is asked for.
  *   - Ends: first a "free" to every distributor (the slots of the returned
  *     tasks are free already, so a distributor can refill them while the
- *     ends are written), then ONE dt_store_finish for every queued end (END with result,
- *     FAIL with error, STOPPED; nothing for a fenced copy), then one
- *     "ended" and one "stopped" message per link, then the tasks are freed.
+ *     ends are written), then ONE dt_store_finish for every queued end
+ *     (END with result, FAIL with error, STOPPED; nothing for a fenced
+ *     copy), then one "stopped" message per link at once, and one "ended"
+ *     per link held for the next "free" (the same send) or ENDED_HOLD_MS,
+ *     whichever comes first; then the tasks are freed.
  *     Ends that return while a write is in flight wait in the done queue
  *     and go together in the next call.
  *   - Tick (every loop_interval): register the worker if not yet (or again
@@ -69,7 +71,19 @@ typedef struct state {
 	int outage;         /* redis_down was said after a loss (not at start) */
 	dtask **pending;    /* returned tasks whose end is not written yet */
 	size_t n_pending, cap_pending;
+	struct held *held;  /* per link: "ended" lines not sent yet (NULL: none kept) */
+	int64_t held_until; /* dt_mono_ms() by which they go out; 0: nothing held */
 } state;
+
+/* An "ended" waits at most this long for the next "free" to ride with:
+ * one send, and one wake-up of the distributor, instead of two, while
+ * tasks keep ending.  "stopped" is never held (it is requeued at once). */
+#define ENDED_HOLD_MS 2
+
+struct held {
+	char *p;
+	size_t len, cap;
+};
 
 enum { CAT_ENDED, CAT_STOPPED };
 
@@ -192,6 +206,91 @@ static void take_done(state *st, dtask *head)
 
 /* ----------------------------------------------------------- the messages */
 
+/* Send link l's held lines, then msg (a line without its '\n'; may be
+ * NULL), in one send. */
+static void send_held(state *st, size_t l, const char *msg, size_t len)
+{
+	dtask_worker *w = st->w;
+	struct held *h = st->held ? &st->held[l] : NULL;
+	if (h && msg && h->len + len + 1 > h->cap) {
+		size_t ncap = h->cap ? h->cap : 1024;
+		while (ncap < h->len + len + 1)
+			ncap *= 2;
+		char *np = realloc(h->p, ncap);
+		if (np) {
+			h->p = np;
+			h->cap = ncap;
+		}
+	}
+	if (h && msg && h->len + len + 1 <= h->cap) {
+		memcpy(h->p + h->len, msg, len);
+		h->p[h->len + len] = '\n';
+		h->len += len + 1;
+		msg = NULL;
+	}
+	int rc = 0;
+	if (h && h->len)
+		rc = dt_link_send_lines(&w->links[l], h->p, h->len);
+	if (msg && rc >= 0)
+		rc = dt_link_send(&w->links[l], msg, len);
+	if (rc < 0)
+		log_debug("worker %s: a message to distributor %s:%d not sent: %s", w->name,
+			  w->links[l].host, w->links[l].port, dtask_strerror(rc));
+	if (h)
+		h->len = 0;
+}
+
+/* Every link's held lines, now. */
+static void flush_held(state *st)
+{
+	for (size_t l = 0; st->held && l < st->w->n_links; l++)
+		if (st->held[l].len)
+			send_held(st, l, NULL, 0);
+	st->held_until = 0;
+}
+
+/* Keep an "ended" line for link l until the next "free" or ENDED_HOLD_MS;
+ * 0, or -1 when it must be sent now (nothing can be kept). */
+static int hold(state *st, size_t l, const char *msg, size_t len)
+{
+	struct held *h = st->held ? &st->held[l] : NULL;
+	if (!h)
+		return -1;
+	if (h->len + len + 1 > h->cap) {
+		size_t ncap = h->cap ? h->cap : 1024;
+		while (ncap < h->len + len + 1)
+			ncap *= 2;
+		char *np = realloc(h->p, ncap);
+		if (!np)
+			return -1;
+		h->p = np;
+		h->cap = ncap;
+	}
+	memcpy(h->p + h->len, msg, len);
+	h->p[h->len + len] = '\n';
+	h->len += len + 1;
+	if (!st->held_until)
+		st->held_until = dt_mono_ms() + ENDED_HOLD_MS;
+	return 0;
+}
+
+/* Slots came free (returned tasks were just taken): "free" to every
+ * distributor now, before their ends are written (PROTOCOL 6.1), with
+ * the "ended" lines held for it in the same send. */
+static void send_free(state *st)
+{
+	dtask_worker *w = st->w;
+	dt_free_report fr = dt_worker_free_report(w);
+	char msg[96];
+	int len = 0;
+	if (fr.free > 0)
+		len = snprintf(msg, sizeof msg, "{\"type\":\"" DT_MSG_FREE "\",\"free\":%d,\"seq\":%lld}",
+			       fr.free, fr.seq);
+	for (size_t l = 0; l < w->n_links; l++)
+		send_held(st, l, len > 0 ? msg : NULL, len > 0 ? (size_t)len : 0);
+	st->held_until = 0;
+}
+
 static void send_lists(state *st, dtask **v, const int *cat, size_t n)
 {
 	dtask_worker *w = st->w;
@@ -216,11 +315,10 @@ static void send_lists(state *st, dtask **v, const int *cat, size_t n)
 				log_error("worker %s: out of memory for \"%s\"", w->name, types[c]);
 				continue;
 			}
-			int rc = dt_link_send(&w->links[l], msg, len);
-			if (rc < 0)
-				log_debug("worker %s: \"%s\" for %zu task(s) to distributor %s:%d not "
-					  "sent: %s", w->name, types[c], k, w->links[l].host,
-					  w->links[l].port, dtask_strerror(rc));
+			/* "ended" waits for the next "free"; "stopped" goes now,
+			 * after what link l holds. */
+			if (c != CAT_ENDED || hold(st, l, msg, len) < 0)
+				send_held(st, l, msg, len);
 			free(msg);
 		}
 	}
@@ -590,6 +688,9 @@ void *dt_state_main(void *arg)
 	state st = { .w = w, .redis_ok = -1 };
 	char err[512];
 
+	/* Without it every "ended" goes out at once. */
+	st.held = w->n_links ? calloc(w->n_links, sizeof *st.held) : NULL;
+
 	if (dt_store_new(&w->cfg->redis, &st.store, err, sizeof err) < 0) {
 		log_error("worker %s: %s: running without Redis", w->name, err);
 		st.store = NULL;
@@ -599,7 +700,10 @@ void *dt_state_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		while (!w->done_head && !w->state_final) {
-			int64_t left = next_tick - dt_mono_ms();
+			int64_t until = next_tick;
+			if (st.held_until && st.held_until < until)
+				until = st.held_until;
+			int64_t left = until - dt_mono_ms();
 			if (left <= 0)
 				break;
 			struct timespec deadline;
@@ -616,7 +720,9 @@ void *dt_state_main(void *arg)
 		if (final)
 			break;
 		if (done) /* their slots are free: say so before the ends are written */
-			dt_worker_send_free(w);
+			send_free(&st);
+		else if (st.held_until && dt_mono_ms() >= st.held_until)
+			flush_held(&st);
 
 		int64_t now = dt_mono_ms();
 		if (now >= next_tick) {
@@ -628,6 +734,12 @@ void *dt_state_main(void *arg)
 			relay_stopped(&st); /* Redis lost: "stopped" at once */
 		}
 	}
+	/* The final pass sends everything at once. */
+	flush_held(&st);
+	for (size_t l = 0; st.held && l < w->n_links; l++)
+		free(st.held[l].p);
+	free(st.held);
+	st.held = NULL;
 	final_pass(&st);
 	free(st.pending);
 	dt_store_free(st.store);
