@@ -87,10 +87,15 @@ local function take(raw, fn)
     blocked = true
     return 'parked'
   end
-  if redis.call('LINDEX', KEYS[1], -1) ~= raw then
+  -- One call in the usual case: pop, and put back what is not the item
+  -- (at the same end, in the same atomic step: nobody sees it move).
+  local got = redis.call('RPOP', KEYS[1])
+  if got ~= raw then
+    if got then
+      redis.call('RPUSH', KEYS[1], got)
+    end
     return 'gone'
   end
-  redis.call('RPOP', KEYS[1])
   return nil
 end
 
@@ -98,7 +103,12 @@ for i = 4, #ARGV, 8 do
   local raw, text, id, want = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local worker, clean_end, max_attempts, fn = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local res
-  if text ~= raw and redis.call('EXISTS', prefix .. 'task-' .. id) == 1 then
+  local key = prefix .. 'task-' .. id
+  -- pcall: a task key that is not a hash must not stop the script
+  -- halfway (the SADD/ZADD of the items before it are still to come);
+  -- the item goes to bad-task instead.
+  local rec = redis.pcall('HMGET', key, 'state', 'attempt', 'request', 'data')
+  if text ~= raw and (rec.err or rec[1] or rec[2] or rec[3] or rec[4]) then
     -- The distributor generated this id (text is raw with it spliced in):
     -- a record under it can only come from this very claim, retried.  It
     -- must not take another item with the same bytes (that one is a task
@@ -108,11 +118,6 @@ for i = 4, #ARGV, 8 do
     res = take(raw, fn)
   end
   if not res then
-    local key = prefix .. 'task-' .. id
-    -- pcall: a task key that is not a hash must not stop the script
-    -- halfway (the SADD/ZADD of the items before it are still to come);
-    -- the item goes to bad-task instead.
-    local rec = redis.pcall('HMGET', key, 'state', 'attempt', 'request', 'data')
     local bad = rec.err and ('task-' .. id .. ' is not a hash: ' .. rec.err)
     local state, attempt
     if not bad then
