@@ -297,14 +297,38 @@ static void item_clear(slot_item *x)
 	memset(x, 0, sizeof *x);
 }
 
-/* A task claimed for a worker that left before its run: back at once
- * (the sweep thread requeues it, no failure counted). */
-static void requeue_now(dist *d, const char *id, int64_t attempt, const char *worker)
+/* A claimed task that gets no run (its worker left, or no worker has a
+ * free slot for it any more): back at once, the sweep thread requeues it
+ * with no failure counted.  why: for the log. */
+static void requeue_now(dist *d, const char *id, int64_t attempt, const char *why)
 {
 	dt_job j = { .kind = JOB_REQUEUE, .attempt = attempt, .flags = DT_RQ_NOW };
 	snprintf(j.id, sizeof j.id, "%s", id);
-	snprintf(j.reason, sizeof j.reason, "worker %.60s left before the run", worker);
+	snprintf(j.reason, sizeof j.reason, "%.90s", why);
 	dt_sweep_post(d, &j);
+}
+
+/* Worker name left before the run: why, for requeue_now(). */
+static const char *left_before(char *buf, size_t n, const char *worker)
+{
+	snprintf(buf, n, "worker %.60s left before the run", worker);
+	return buf;
+}
+
+/* After a failed round trip: put back what is still in inflight-<name>,
+ * retrying every second until it works or the distributor stops. */
+static void return_inflight(dist *d, dt_store *st)
+{
+	char err[512];
+	int64_t cnt;
+	while (dt_store_return_inflight(st, d->name, &cnt, err, sizeof err) < 0) {
+		pthread_mutex_lock(&d->lock);
+		int stop = d->stopping;
+		pthread_mutex_unlock(&d->lock);
+		if (stop)
+			break;
+		backoff(d, 1000);
+	}
 }
 
 /* One "run" line for x, claimed with attempt, appended to b. */
@@ -541,8 +565,11 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		if (!ok || !l->alive) {
 			if (l->outstanding > 0)
 				l->outstanding--;
-			if (ok)
-				requeue_now(d, x->item.id, cr[c].attempt, l->name);
+			if (ok) {
+				char why[96];
+				requeue_now(d, x->item.id, cr[c].attempt,
+					    left_before(why, sizeof why, l->name));
+			}
 			continue;
 		}
 		dt_tset_add(&l->tasks, x->item.id, cr[c].attempt);
@@ -602,18 +629,8 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 		peek_clear(pk);
 
 out:
-	if (rc < 0 || forgot) {
-		/* What was not applied is still in inflight-<name>: put it back. */
-		int64_t cnt;
-		while (dt_store_return_inflight(st, d->name, &cnt, err, sizeof err) < 0) {
-			pthread_mutex_lock(&d->lock);
-			int stop = d->stopping;
-			pthread_mutex_unlock(&d->lock);
-			if (stop)
-				break;
-			backoff(d, 1000);
-		}
-	}
+	if (rc < 0 || forgot) /* what was not applied is still in inflight-<name> */
+		return_inflight(d, st);
 	dt_strv_free(&fresh);
 	for (size_t i = 0; it && i < n; i++)
 		item_clear(&it[i]);
@@ -737,6 +754,8 @@ static void arrival(dist *d, dt_store *st, const dt_strv *a, qstats *qs)
 	}
 	pthread_mutex_unlock(&d->lock);
 	int go = l != NULL, requeue = l == NULL;
+	char why[128];
+	snprintf(why, sizeof why, "no worker with its function has a free slot any more");
 	if (l && strcmp(l->name, worker) != 0) {
 		int status = DT_MOVE_GONE;
 		char err[512];
@@ -745,6 +764,7 @@ static void arrival(dist *d, dt_store *st, const dt_strv *a, qstats *qs)
 					 sizeof err) < 0) {
 			log_error("queue: Redis: %s: task %s, claimed as it arrived for worker %s, "
 				  "cannot be given to worker %s: requeued", err, id, worker, l->name);
+			snprintf(why, sizeof why, "it could not be given to worker %.60s", l->name);
 			go = 0;
 			requeue = 1;
 		} else if (status != DT_MOVE_OK) {
@@ -754,6 +774,12 @@ static void arrival(dist *d, dt_store *st, const dt_strv *a, qstats *qs)
 	}
 	if (l) {
 		pthread_mutex_lock(&d->lock);
+		if (go && !l->alive) {
+			/* Its connection closed during the move: no run. */
+			left_before(why, sizeof why, l->name);
+			go = 0;
+			requeue = 1;
+		}
 		if (go)
 			dt_tset_add(&l->tasks, id, 1);
 		else if (l->outstanding > 0)
@@ -761,7 +787,7 @@ static void arrival(dist *d, dt_store *st, const dt_strv *a, qstats *qs)
 		pthread_mutex_unlock(&d->lock);
 	}
 	if (requeue)
-		requeue_now(d, id, 1, worker);
+		requeue_now(d, id, 1, why);
 	if (go) {
 		outbuf out = { l, NULL, 0, 0 };
 		add_run(&out, &x, 1);
@@ -788,15 +814,24 @@ static int take_blocking(dist *d, dt_store *st, dt_strv *items, qstats *qs, char
 	pthread_mutex_lock(&d->lock);
 	amap_build(d, &m);
 	pthread_mutex_unlock(&d->lock);
-	if (!m.n || dt_uuid4(fresh) != 0) {
-		amap_free(&m);
-		return dt_store_take_blocking(st, d->name, wait, items, err, errlen);
-	}
-	dt_arrive_req req = { (const char *const *)m.fn, (const char *const *)m.wk, m.n, fresh,
-			      d->cfg->max_message, DT_MAX_ATTEMPTS_DEFAULT };
 	dt_strv got = { 0 };
-	int rc = dt_store_take_arrive(st, d->name, wait, &req, items, &got, err, errlen);
+	int rc;
+	if (!m.n || dt_uuid4(fresh) != 0) {
+		rc = dt_store_take_blocking(st, d->name, wait, items, err, errlen);
+	} else {
+		dt_arrive_req req = { (const char *const *)m.fn, (const char *const *)m.wk, m.n,
+				      fresh, d->cfg->max_message, DT_MAX_ATTEMPTS_DEFAULT };
+		rc = dt_store_take_arrive(st, d->name, wait, &req, items, &got, err, errlen);
+	}
 	amap_free(&m);
+	if (rc < 0) {
+		/* The BLMOVE may have moved an item all the same (and arrive.lua
+		 * claimed it or not): put back whatever is in inflight-<name>.  A
+		 * claim whose answer was lost is requeued by the sweep after
+		 * task_timeout. */
+		return_inflight(d, st);
+		return rc;
+	}
 	if (rc == 0 && got.n == DT_ARRIVE_N) {
 		arrival(d, st, &got, qs);
 		/* The item the BLMOVE returned, claimed: not taken twice. */

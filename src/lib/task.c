@@ -130,7 +130,10 @@ static size_t skip_value(const char *s, size_t len, size_t i)
 	return i;
 }
 
-/* Does the raw key (with its quotes) spell name?  Escapes are decoded. */
+/* Does the raw key (with its quotes) spell name?  Escapes are decoded,
+ * and the name compares as a C string, up to an escaped NUL: json-c keeps
+ * object keys that way, so "task\u0000" is its "task" too, and the
+ * member found here is the one json-c reads (the last of that name). */
 static int key_is(const char *k, size_t klen, const char *name)
 {
 	size_t nlen = strlen(name);
@@ -140,8 +143,7 @@ static int key_is(const char *k, size_t klen, const char *name)
 	if (dt_json_check(k, klen, &o, NULL, 0) < 0 || !o)
 		return 0;
 	int eq = json_object_is_type(o, json_type_string) &&
-		 (size_t)json_object_get_string_len(o) == nlen &&
-		 memcmp(json_object_get_string(o), name, nlen) == 0;
+		 strcmp(json_object_get_string(o), name) == 0;
 	json_object_put(o);
 	return eq;
 }

@@ -212,7 +212,10 @@ static void send_held(state *st, size_t l, const char *msg, size_t len)
 {
 	dtask_worker *w = st->w;
 	struct held *h = st->held ? &st->held[l] : NULL;
-	if (h && msg && h->len + len + 1 > h->cap) {
+	/* A line too long for max_message is refused by dt_link_send (as
+	 * before holding): never appended to lines sent as they are. */
+	int alone = msg && len > w->cfg->max_message;
+	if (h && msg && !alone && h->len + len + 1 > h->cap) {
 		size_t ncap = h->cap ? h->cap : 1024;
 		while (ncap < h->len + len + 1)
 			ncap *= 2;
@@ -222,7 +225,7 @@ static void send_held(state *st, size_t l, const char *msg, size_t len)
 			h->cap = ncap;
 		}
 	}
-	if (h && msg && h->len + len + 1 <= h->cap) {
+	if (h && msg && !alone && h->len + len + 1 <= h->cap) {
 		memcpy(h->p + h->len, msg, len);
 		h->p[h->len + len] = '\n';
 		h->len += len + 1;
@@ -254,7 +257,7 @@ static void flush_held(state *st)
 static int hold(state *st, size_t l, const char *msg, size_t len)
 {
 	struct held *h = st->held ? &st->held[l] : NULL;
-	if (!h)
+	if (!h || len > st->w->cfg->max_message)
 		return -1;
 	if (h->len + len + 1 > h->cap) {
 		size_t ncap = h->cap ? h->cap : 1024;
@@ -727,6 +730,7 @@ void *dt_state_main(void *arg)
 		int64_t now = dt_mono_ms();
 		if (now >= next_tick) {
 			next_tick = now + w->cfg->loop_interval;
+			flush_held(&st); /* not behind the tick's round trips */
 			tick(&st); /* registers, retries ends, heartbeats, updates */
 		} else if (st.n_pending && st.redis_ok != 0) {
 			write_pending(&st);

@@ -89,6 +89,10 @@ is "$(rcli SCARD end-task)" 0 "end-task is empty"
 check "nothing left in new-task, inflight-* or queue-*" nothing_left
 
 # ---------------------------------------------------------------- (b)
+# Single tasks below are pushed while d1 waits on the empty queue, so that
+# arrive.lua claims them as they arrive (checked at the end).
+waiting() { rcli CLIENT LIST | grep -q 'flags=b .*cmd=blmove'; }
+wait_for "d1 waiting on new-task" 10 waiting
 ITEM='{"id":"keep-1","function":"noop","data":{"k":[1,{}]},"clean_end":false}'
 rcli LPUSH new-task "$ITEM" >/dev/null
 wait_for "keep-1 END" 20 state_is keep-1 END
@@ -114,6 +118,7 @@ ok $? "echo with 2014-format data (a string holding JSON) ends"
 is "$(field echo-2 result)" '{"x":[1,2],"y":{}}' "its result is the decoded JSON"
 
 # ---------------------------------------------------------------- (d)
+wait_for "d1 waiting on new-task" 10 waiting
 rcli LPUSH new-task '{"id":"fail-1","function":"fail","data":null,"clean_end":false}' >/dev/null
 wait_for "fail-1 END" 20 state_is fail-1 END
 ok $? "a failing function ends: state END"
@@ -165,6 +170,7 @@ is "$(rcli --scan --pattern 'task-g-*' | wc -l | tr -d ' ')" 0 "the good tasks' 
 check "the distributor keeps running" running d1
 
 # ---------------------------------------------------------------- (f)
+wait_for "d1 waiting on new-task" 10 waiting
 rcli LPUSH new-task '{"function":"noop","data":{"tag":"no-id"},"clean_end":false}' >/dev/null
 UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
 uuid_ended() { rcli SMEMBERS end-task | grep -Eq "$UUID_RE"; }

@@ -26,7 +26,7 @@
 #include "tap.h"
 #include "util.h"
 
-#define PLAN 477
+#define PLAN 479
 
 static redisContext *R;
 static dt_store *S;
@@ -1255,8 +1255,13 @@ static int arrive_item(const char *raw, int *agree)
 		if (!*agree) {
 			tap_diag("claimed on arrival, refused by dt_item_parse: %s", why);
 		} else {
+			char ma[24];
+			snprintf(ma, sizeof ma, "%lld", (long long)it.max_attempts);
+			const char *rma = field(it.id, "max_attempts");
 			*agree = !strcmp(got.v[DT_ARRIVE_RAW], raw) &&
 				 !strcmp(it.id, got.v[DT_ARRIVE_ID]) &&
+				 !strcmp(ma, got.v[DT_ARRIVE_MAX_ATTEMPTS]) && rma &&
+				 !strcmp(rma, ma) &&
 				 !strcmp(it.function, got.v[DT_ARRIVE_FUNCTION]) && it.attempt == 0 &&
 				 it.clean_end == (got.v[DT_ARRIVE_CLEAN_END][0] == '1') &&
 				 it.max_attempts == atoll(got.v[DT_ARRIVE_MAX_ATTEMPTS]) &&
@@ -1420,6 +1425,7 @@ static void t_arrive(void)
 		{ "{\"function\":\"f\",\"clean_end\":false,\"state_optional\":true}", 1 },
 		{ "{\"function\":\"f\",\"max_attempts\":7}", 1 },
 		{ "{\"function\":\"f\",\"max_attempts\":0,\"data\":-0}", 1 },
+		{ "{\"function\":\"f\",\"max_attempts\":-0}", 1 },
 		{ "{\"function\":\"f\",\"data\":{\"a\":1,\"a\":2}}", 1 },
 		{ "{\"function\":\"f\",\"data\":\"{[}] true 1e5 x\"}", 1 },
 		{ " {\"function\":\"f\"}", 0 },
@@ -1489,6 +1495,18 @@ static void t_arrive(void)
 	ok(arrive_item(nested(15), &agree) == 1 && agree, "arrive: claims data nested 16 deep");
 	ok(arrive_item(nested(16), &agree) == 0 && agree, "arrive: leaves data nested 17 deep");
 	ok(arrive_item(nested(40), &agree) == 0 && agree, "arrive: leaves data nested 41 deep");
+
+	/* A Redis without the script yet: the EVALSHA answers NOSCRIPT and is
+	 * sent again as EVAL, after the BLMOVE's answer, and still claims. */
+	flush();
+	cmd0("SCRIPT FLUSH");
+	long long ns = noscripts();
+	submit("{\"id\":\"ns\",\"function\":\"f\"}");
+	arrive1(S, 1 << 20, &items, &got);
+	ok(got.n == DT_ARRIVE_N && noscripts() > ns && !strcmp(field("ns", "state"), "RUNNING") &&
+	   num("LLEN inflight-d1") == 0, "arrive after SCRIPT FLUSH: NOSCRIPT, then EVAL claims");
+	dt_strv_free(&items);
+	dt_strv_free(&got);
 
 	/* With a key prefix. */
 	dt_store *P = NULL;

@@ -47,7 +47,7 @@ int main(void)
 	const char *v;
 	size_t vlen;
 
-	tap_plan(44);
+	tap_plan(45);
 
 	/* ---- identity and data */
 	t = mk("{\"id\":\"t1\",\"function\":\"f\",\"data\":{\"w\":640}}");
@@ -102,6 +102,19 @@ int main(void)
 	is_int(dt_json_member("{}", 2, "task", &v, &vlen), 0, "empty object");
 	is_int(dt_json_member("{\"task\":5}", 10, "task", &v, &vlen) == 1 && vlen == 1 && *v == '5',
 	       1, "a scalar at the end");
+	/* The member json-c reads: the last of that name, and a key with an
+	 * escaped NUL ends there for json-c ("task\u0000" is "task"). */
+	{
+		const char *two = "{\"type\":\"run\",\"task\":{\"data\":\"A\"},"
+				  "\"task\\u0000\":{\"data\":\"B\"}}";
+		json_object *o = json_tokener_parse(two), *tk = NULL;
+		json_object_object_get_ex(o, "task", &tk);
+		const char *jc = tk ? json_object_to_json_string_ext(tk, JSON_C_TO_STRING_PLAIN) : "";
+		ok(dt_json_member(two, strlen(two), "task", &v, &vlen) == 1 && vlen == strlen(jc) &&
+		   memcmp(v, jc, vlen) == 0, "two \"task\" members, one with an escaped NUL: the one "
+		   "json-c reads (%s)", jc);
+		json_object_put(o);
+	}
 
 	/* ---- set_result / set_error / emit */
 	t = mk("{\"id\":\"t1\",\"function\":\"f\"}");
@@ -158,5 +171,5 @@ int main(void)
 	pthread_join(th, NULL);
 	ok(r != 0, "a stop ends the pause");
 	dt_task_free(t);
-	return tap_done(44);
+	return tap_done(45);
 }

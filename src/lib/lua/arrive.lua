@@ -134,7 +134,7 @@ if t.max_attempts ~= nil then
       bare:find('.', 1, true) then
     return none
   end
-  max_attempts = string.format('%.0f', m)
+  max_attempts = string.format('%d', m) -- as C prints it: -0 is 0
 end
 local id, text = t.id, raw
 if id == nil then
