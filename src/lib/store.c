@@ -1337,6 +1337,22 @@ int dt_store_take_blocking(dt_store *s, const char *distributor, int timeout_ms,
 	return rc;
 }
 
+/* An arrive.lua call in mode (its keys and first arguments added; the
+ * mode's own follow). */
+static struct op *arrive_op(dt_batch *b, const char *distributor, const char *mode,
+			    decode_fn decode)
+{
+	struct op *op = op_new(b, SC_ARRIVE, NULL, 4, decode);
+	arg_key(b, "inflight-", distributor);
+	arg_key(b, "tasks", NULL);
+	arg_key(b, "running", NULL);
+	arg_key(b, "bad-task", NULL);
+	arg_prefix(b);
+	arg_s(b, distributor);
+	arg_s(b, mode);
+	return op;
+}
+
 /* arrive.lua "claim": nothing, or DT_ARRIVE_N strings. */
 static int dec_arrive(const struct op *op, const redisReply *r, char *err, size_t errlen)
 {
@@ -1359,14 +1375,7 @@ int dt_store_take_arrive(dt_store *s, const char *distributor, int timeout_ms,
 	dt_batch *b = s->one;
 	struct mark m = batch_mark(b);
 	add_blmove(b, distributor, timeout_ms, items);
-	struct op *op = op_new(b, SC_ARRIVE, NULL, 4, dec_arrive);
-	arg_key(b, "inflight-", distributor);
-	arg_key(b, "tasks", NULL);
-	arg_key(b, "running", NULL);
-	arg_key(b, "bad-task", NULL);
-	arg_prefix(b);
-	arg_s(b, distributor);
-	arg_s(b, "claim");
+	struct op *op = arrive_op(b, distributor, "claim", dec_arrive);
 	arg_s(b, req->fresh_id);
 	arg_i(b, (int64_t)req->max_message);
 	arg_i(b, req->max_attempts);
@@ -1391,14 +1400,7 @@ int dt_store_arrive_move(dt_store *s, const char *distributor, const char *id, c
 		return dt_err(err, errlen, DTASK_EINVAL, "redis: move: invalid argument");
 	dt_batch *b = s->one;
 	struct mark m = batch_mark(b);
-	struct op *op = op_new(b, SC_ARRIVE, NULL, 4, dec_move);
-	arg_key(b, "inflight-", distributor);
-	arg_key(b, "tasks", NULL);
-	arg_key(b, "running", NULL);
-	arg_key(b, "bad-task", NULL);
-	arg_prefix(b);
-	arg_s(b, distributor);
-	arg_s(b, "move");
+	struct op *op = arrive_op(b, distributor, "move", dec_move);
 	arg_s(b, id);
 	arg_s(b, from);
 	arg_s(b, to);
@@ -1416,14 +1418,7 @@ int dt_store_arrive_undo(dt_store *s, const char *distributor, const char *id, c
 		return dt_err(err, errlen, DTASK_EINVAL, "redis: undo: invalid argument");
 	dt_batch *b = s->one;
 	struct mark m = batch_mark(b);
-	struct op *op = op_new(b, SC_ARRIVE, NULL, 4, dec_move);
-	arg_key(b, "inflight-", distributor);
-	arg_key(b, "tasks", NULL);
-	arg_key(b, "running", NULL);
-	arg_key(b, "bad-task", NULL);
-	arg_prefix(b);
-	arg_s(b, distributor);
-	arg_s(b, "undo");
+	struct op *op = arrive_op(b, distributor, "undo", dec_move);
 	arg_s(b, id);
 	arg_bad_wrapper(b, raw, raw_len, reason);
 	op->out = status;
