@@ -18,7 +18,8 @@
  *       is answered with a distributor's hello, then every line of the
  *       file LINES is sent to it as is (malformed ones too), and every
  *       line the peer sends after that but "health" is printed as
- *       "got: ...".  Runs until SIGTERM/SIGINT.
+ *       "got: ...".  It sends "health" every health_interval, as a
+ *       distributor does.  Runs until SIGTERM/SIGINT.
  *   dt-linktest silent -H HOST -P PORT [--tls -c CONFIG] -t MS
  *       Connects and never speaks (after the TLS handshake with --tls);
  *       prints how long the server took to drop it.  Exit 0 when it was
@@ -164,8 +165,17 @@ static void serve_worker(dt_conn *c, void *arg)
 		fclose(f);
 	else
 		log_error("cannot read %s", d_lines);
+	/* Health, as a distributor sends it: a worker drops a silent link. */
+	static const char health[] = "{\"type\":\"health\"}";
+	int64_t next_health = 0;
 	while (rc == 0 || rc == DTASK_ETIMEDOUT) {
-		rc = dt_conn_recv(c, 1000, &line, &len);
+		int64_t now = dt_mono_ms();
+		if (now >= next_health) {
+			if (dt_conn_send(c, health, sizeof health - 1) < 0)
+				break;
+			next_health = now + cfg->health_interval;
+		}
+		rc = dt_conn_recv(c, (int)(next_health - now), &line, &len);
 		if (rc == 0 && !strstr(line, "\"type\":\"health\""))
 			print_line("got", line);
 	}
