@@ -832,7 +832,7 @@ static int take_blocking(dist *d, dt_store *st, dt_strv *items, qstats *qs, char
 		return_inflight(d, st);
 		return rc;
 	}
-	if (rc == 0 && got.n == DT_ARRIVE_N) {
+	if (got.n == DT_ARRIVE_N) {
 		arrival(d, st, &got, qs);
 		/* The item the BLMOVE returned, claimed: not taken twice. */
 		if (items->n == 1 && items->len[0] == got.len[DT_ARRIVE_RAW] &&

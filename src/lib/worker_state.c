@@ -206,31 +206,37 @@ static void take_done(state *st, dtask *head)
 
 /* ----------------------------------------------------------- the messages */
 
+/* Append msg (a line without its '\n') to h; 0, or -1 when it must go
+ * on its own: no memory, or longer than max_message (dt_link_send refuses
+ * it then, as before any holding: never sent inside raw lines). */
+static int held_add(const dtask_worker *w, struct held *h, const char *msg, size_t len)
+{
+	if (len > w->cfg->max_message)
+		return -1;
+	if (h->len + len + 1 > h->cap) {
+		size_t ncap = h->cap ? h->cap : 1024;
+		while (ncap < h->len + len + 1)
+			ncap *= 2;
+		char *np = realloc(h->p, ncap);
+		if (!np)
+			return -1;
+		h->p = np;
+		h->cap = ncap;
+	}
+	memcpy(h->p + h->len, msg, len);
+	h->p[h->len + len] = '\n';
+	h->len += len + 1;
+	return 0;
+}
+
 /* Send link l's held lines, then msg (a line without its '\n'; may be
  * NULL), in one send. */
 static void send_held(state *st, size_t l, const char *msg, size_t len)
 {
 	dtask_worker *w = st->w;
 	struct held *h = st->held ? &st->held[l] : NULL;
-	/* A line too long for max_message is refused by dt_link_send (as
-	 * before holding): never appended to lines sent as they are. */
-	int alone = msg && len > w->cfg->max_message;
-	if (h && msg && !alone && h->len + len + 1 > h->cap) {
-		size_t ncap = h->cap ? h->cap : 1024;
-		while (ncap < h->len + len + 1)
-			ncap *= 2;
-		char *np = realloc(h->p, ncap);
-		if (np) {
-			h->p = np;
-			h->cap = ncap;
-		}
-	}
-	if (h && msg && !alone && h->len + len + 1 <= h->cap) {
-		memcpy(h->p + h->len, msg, len);
-		h->p[h->len + len] = '\n';
-		h->len += len + 1;
+	if (h && msg && held_add(w, h, msg, len) == 0)
 		msg = NULL;
-	}
 	int rc = 0;
 	if (h && h->len)
 		rc = dt_link_send_lines(&w->links[l], h->p, h->len);
@@ -256,22 +262,8 @@ static void flush_held(state *st)
  * 0, or -1 when it must be sent now (nothing can be kept). */
 static int hold(state *st, size_t l, const char *msg, size_t len)
 {
-	struct held *h = st->held ? &st->held[l] : NULL;
-	if (!h || len > st->w->cfg->max_message)
+	if (!st->held || held_add(st->w, &st->held[l], msg, len) < 0)
 		return -1;
-	if (h->len + len + 1 > h->cap) {
-		size_t ncap = h->cap ? h->cap : 1024;
-		while (ncap < h->len + len + 1)
-			ncap *= 2;
-		char *np = realloc(h->p, ncap);
-		if (!np)
-			return -1;
-		h->p = np;
-		h->cap = ncap;
-	}
-	memcpy(h->p + h->len, msg, len);
-	h->p[h->len + len] = '\n';
-	h->len += len + 1;
 	if (!st->held_until)
 		st->held_until = dt_mono_ms() + ENDED_HOLD_MS;
 	return 0;
