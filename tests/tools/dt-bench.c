@@ -45,8 +45,9 @@
  * behind its BLMOVE, the run to the worker, the worker to a task thread);
  * a submit with a claim in between cannot start in fewer.
  *
- * --redis-stats adds, on stderr, Redis's own account of A's drain (INFO
- * commandstats): calls per task and CPU ms per 1,000 tasks by command.
+ * --redis-stats adds, on stderr, Redis's own account of A's drain and of
+ * B's submissions (INFO commandstats): calls per task and CPU ms per 1,000
+ * tasks by command.
  * Producers use the client API: dtask_submit() one by one, and
  * dtask_submit_many() for the batches (one LPUSH per 1,000).
  * --reps N runs A and B N times on the same cluster and reports each
@@ -481,14 +482,15 @@ static void stop_workers(void)
 		stop_pid(workers[i]);
 }
 
-/* --redis-stats: where Redis spent its time during A's drain, from INFO
- * commandstats (reset just before the workers start): for each command
- * with calls, calls per task and CPU us per 1,000 tasks.  On stderr. */
-static void print_redis_stats(redisContext *c, int n)
+/* --redis-stats: where Redis spent its time during A's drain or B's
+ * submissions (what), from INFO commandstats (reset just before): for each
+ * command with calls, calls per task and CPU us per 1,000 tasks.  On
+ * stderr. */
+static void print_redis_stats(redisContext *c, int n, const char *what)
 {
 	redisReply *r = cmd(c, "INFO commandstats");
 	char *line = r->str, *save = NULL;
-	fprintf(stderr, "# Redis during A's drain (per task: calls; per 1,000 tasks: CPU ms)\n");
+	fprintf(stderr, "# Redis during %s (per task: calls; per 1,000 tasks: CPU ms)\n", what);
 	for (line = strtok_r(line, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
 		char name[64];
 		long long calls = 0;
@@ -872,7 +874,7 @@ int main(int argc, char **argv)
 			sw_d = (proc_vcsw(dist_pid) - sd0) / n;
 			sw_r = (proc_vcsw(redis_pid) - sr0) / n;
 			if (redis_stats)
-				print_redis_stats(rc, n);
+				print_redis_stats(rc, n, "A's drain");
 			stop_workers();
 			cpu_w = (children_cpu_ms() - w0) * 1000.0 / n;
 			sw_w = (children_vcsw() - sw0) / n;
@@ -890,6 +892,8 @@ int main(int argc, char **argv)
 				nap_us(10000);
 			}
 			nap_us(1000000);
+			if (redis_stats)
+				freeReplyObject(cmd(rc, "CONFIG RESETSTAT"));
 			char buf[128];
 			int64_t period = 1000000 / rate, start = real_us() + 1000;
 			for (int i = 0; i < lat_n; i++) {
@@ -908,6 +912,8 @@ int main(int argc, char **argv)
 					die("%s", "B: not all latencies within 150 s");
 				nap_us(10000);
 			}
+			if (redis_stats)
+				print_redis_stats(rc, lat_n, "B's submissions");
 			redisReply *r = cmd(rc, "LRANGE bench:lat 0 -1");
 			int64_t *v = calloc(r->elements ? r->elements : 1, sizeof *v);
 			if (!v)
