@@ -114,8 +114,9 @@ static char *json_quote(const char *s)
 	return out;
 }
 
-/* The link with that function and the most free slots (ties: lowest load). */
-static wlink *place(dist *d, const char *function)
+/* The link with that function and the most free slots (ties: lowest load;
+ * a full tie: the worker named prefer, when not NULL, else the first). */
+static wlink *place(dist *d, const char *function, const char *prefer)
 {
 	wlink *best = NULL;
 	int best_free = 0;
@@ -123,7 +124,10 @@ static wlink *place(dist *d, const char *function)
 		int f = dt_link_free(l);
 		if (f <= 0 || !dt_link_has_function(l, function))
 			continue;
-		if (!best || f > best_free || (f == best_free && l->load < best->load)) {
+		if (!best || f > best_free ||
+		    (f == best_free && (l->load < best->load ||
+					(!(l->load > best->load) && prefer &&
+					 strcmp(l->name, prefer) == 0)))) {
 			best = l;
 			best_free = f;
 		}
@@ -471,7 +475,7 @@ static int dispatch(dist *d, dt_store *st, dt_batch *b, dt_strv *items, peek *pk
 				break; /* a bad item: taken the plain way */
 			continue;
 		}
-		wlink *l = place(d, x->item.function);
+		wlink *l = place(d, x->item.function, NULL);
 		x->to = l;
 		if (!l) {
 			if (i >= n)
@@ -693,7 +697,7 @@ static void amap_build(dist *d, amap *m)
 				m->wk = nw;
 				cap = ncap;
 			}
-			const wlink *to = place(d, f);
+			const wlink *to = place(d, f, NULL);
 			char *fc = strdup(f), *wc = to ? strdup(to->name) : NULL;
 			if (!fc || !wc) {
 				free(fc);
@@ -745,9 +749,11 @@ static void arrival(dist *d, dt_store *st, const dt_strv *a, qstats *qs)
 	qs->arrived++;
 	/* arrive.lua's worker was chosen before the wait; slots or workers may
 	 * have changed since.  The run goes where the rule says now (the most
-	 * free slots, ties the lowest load), and the record says so first. */
+	 * free slots, ties the lowest load, a full tie the planned worker, so
+	 * that it moves only when the rule says so), and the record says so
+	 * first. */
 	pthread_mutex_lock(&d->lock);
-	wlink *l = place(d, x.item.function);
+	wlink *l = place(d, x.item.function, worker);
 	if (l) {
 		l->outstanding++;
 		l->refs++;
