@@ -16,7 +16,9 @@
  *   a job and posts its semaphore after the unlock (stop, and a hand-over
  *   without memory for its list, post under the lock).
  *   A popped thread is woken exactly once, and a thread that is not
- *   parked takes a queued job before it parks again.  (Not a condition
+ *   parked takes a queued job before it parks again.  A job that called
+ *   dt_pool_job_returning() counts as idle already (counted_idle), so a
+ *   job may be queued for its thread while it finishes: it takes it next.  (Not a condition
  *   variable: glibc marks the mutex contended when pthread_cond_wait()
  *   takes it back, so every wait cost one more futex wake at the unlock.)
  */
@@ -42,6 +44,7 @@ struct pool_slot {
 	int created;
 	int detached;
 	int state; /* enum slot_state, under p->lock */
+	int counted_idle; /* under p->lock: dt_pool_job_returning() counted it idle */
 	sem_t wake; /* posted once each time it is popped off the idle stack */
 };
 
@@ -99,10 +102,29 @@ int dt_pool_new(int threads, dt_pool **out)
 	return 0;
 }
 
+/* The slot of the pool thread running this code (NULL in any other). */
+static _Thread_local struct pool_slot *this_slot;
+
+void dt_pool_job_returning(void)
+{
+	struct pool_slot *s = this_slot;
+	if (!s)
+		return;
+	dt_pool *p = s->p;
+	pthread_mutex_lock(&p->lock);
+	if (s->state == SLOT_BUSY && !s->counted_idle) {
+		s->counted_idle = 1;
+		p->idle++;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void *pool_thread(void *arg)
 {
 	struct pool_slot *s = arg;
 	dt_pool *p = s->p;
+
+	this_slot = s;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -133,7 +155,9 @@ static void *pool_thread(void *arg)
 
 		pthread_mutex_lock(&p->lock);
 		s->state = SLOT_IDLE;
-		p->idle++;
+		if (!s->counted_idle)
+			p->idle++;
+		s->counted_idle = 0;
 	}
 	s->state = SLOT_EXITED;
 	pthread_mutex_unlock(&p->lock);

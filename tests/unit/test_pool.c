@@ -1,8 +1,9 @@
 /* test_pool - the task thread pool (pool.c): free slots, try_submit when
  * full fails at once, reserved jobs handed over in one batch each get a
  * thread of their own, no wake-up is lost under a stream of short jobs,
- * stop runs what was accepted and joins every thread, and a stuck job's
- * thread is detached when abandoned. */
+ * stop runs what was accepted and joins every thread, a job that says it
+ * is returning frees its slot before it leaves, and a stuck job's thread is
+ * detached when abandoned. */
 #include "build-config.h"
 
 #include <pthread.h>
@@ -23,6 +24,21 @@ static void gated_job(void *arg)
 {
 	(void)arg;
 	atomic_fetch_add(&entered, 1);
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	atomic_fetch_add(&ran, 1);
+}
+
+/* Says it is returning (twice: once counts), then blocks until the gate
+ * opens, as a job's tail that is slow to leave. */
+static void returning_job(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&entered, 1);
+	dt_pool_job_returning();
+	dt_pool_job_returning();
 	pthread_mutex_lock(&gate_lock);
 	while (!gate_open)
 		pthread_cond_wait(&gate_cond, &gate_lock);
@@ -115,7 +131,7 @@ int main(void)
 	char err[256];
 	dt_pool *p;
 
-	tap_plan(29);
+	tap_plan(40);
 
 	/* ---- default size */
 	int rc = dt_pool_new(0, &p);
@@ -179,6 +195,42 @@ int main(void)
 	ok(dt_mono_ms() - t0 >= 45, "join waited for them");
 	dt_pool_free(p);
 
+	/* ---- a job that says it is returning frees its slot at once */
+	atomic_store(&ran, 0);
+	atomic_store(&entered, 0);
+	set_gate(0);
+	is_int(dt_pool_new(2, &p), 0, "a pool of 2");
+	dt_pool_start(p, 0, err, sizeof err);
+	dt_pool_job_returning(); /* not a pool thread: nothing */
+	is_int(dt_pool_free_slots(p), 2, "outside a pool thread, returning changes nothing");
+	dt_pool_try_submit(p, returning_job, NULL);
+	ok(wait_for(entered_is, (void *)1), "a job that says it is returning runs");
+	is_int(dt_pool_free_slots(p), 2, "its slot counts as free while it finishes (once)");
+	is_int(dt_pool_try_submit(p, gated_job, NULL), 0, "a 2nd job is accepted");
+	is_int(dt_pool_try_submit(p, quick_job, NULL), 0, "and a 3rd, for the returning slot");
+	is_int(dt_pool_free_slots(p), 0, "then no slot is free");
+	ok(wait_for(entered_is, (void *)2) && atomic_load(&ran) == 0,
+	   "the 2nd starts on the idle thread; nothing ran to its end yet");
+	set_gate(1);
+	ok(wait_for(ran_is, (void *)3), "once the gate opens the 3rd job runs after the returning one");
+	dt_pool_stop(p);
+	is_int(dt_pool_join(p, 0), 0, "join: nothing detached");
+	dt_pool_free(p);
+	/* For the join, a returning job is still inside its job. */
+	atomic_store(&ran, 0);
+	atomic_store(&entered, 0);
+	set_gate(0);
+	dt_pool_new(1, &p);
+	dt_pool_start(p, 0, err, sizeof err);
+	dt_pool_try_submit(p, returning_job, NULL);
+	wait_for(entered_is, (void *)1);
+	dt_pool_stop(p);
+	is_int(dt_pool_join(p, 1), 1, "abandon: a returning job still inside is detached");
+	set_gate(1);
+	wait_for(ran_is, (void *)1);
+	dt_sleep_ms(50); /* let it exit */
+	dt_pool_free(p);
+
 	/* ---- a job that does not return: detached, not joined */
 	atomic_store(&ran, 0);
 	atomic_store(&entered, 0);
@@ -196,5 +248,5 @@ int main(void)
 	dt_sleep_ms(50); /* let it exit */
 	dt_pool_free(p); /* freed now that the detached thread is gone */
 	ok(1, "freed after the detached thread exited");
-	return tap_done(29);
+	return tap_done(40);
 }
