@@ -184,6 +184,19 @@ static void fan_out(dt_watch *wt, const char *id, const char *event, const char 
 	pthread_mutex_unlock(&wt->lock);
 }
 
+/* Whether some session wants (id, event) now: the messages are built only
+ * then (most tasks have no watcher).  A subscription that comes between
+ * this and fan_out() misses the message, as one a moment later would. */
+static int wanted(dt_watch *wt, const char *id, const char *event)
+{
+	int any = 0;
+	pthread_mutex_lock(&wt->lock);
+	for (session *s = wt->sessions; s && !any && !wt->stopped; s = s->next)
+		any = !s->gone && wants(s, id, event);
+	pthread_mutex_unlock(&wt->lock);
+	return any;
+}
+
 /* The sender thread: drains the sessions' queues (see DESIGN). */
 static void *sender_main(void *arg)
 {
@@ -259,7 +272,7 @@ static int64_t real_ms(void)
 void dt_watch_event(dt_watch *wt, const char *id, int64_t attempt, const char *event,
 		    const char *json)
 {
-	if (!wt)
+	if (!wt || !wanted(wt, id, event))
 		return;
 	/* Ids and event names need no escaping (their characters are checked). */
 	const char *data = json ? json : "null";
@@ -279,7 +292,7 @@ void dt_watch_event(dt_watch *wt, const char *id, int64_t attempt, const char *e
 void dt_watch_state(dt_watch *wt, const char *id, int64_t attempt, const char *state,
 		    const char *error)
 {
-	if (!wt)
+	if (!wt || !wanted(wt, id, NULL))
 		return;
 	json_object *m = json_object_new_object();
 	if (!m)
