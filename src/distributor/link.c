@@ -44,7 +44,9 @@ int dt_tset_add(dt_tset *s, const char *id, int64_t attempt)
 		s->v = nv;
 		s->cap = ncap;
 	}
-	snprintf(s->v[s->n].id, sizeof s->v[s->n].id, "%s", id);
+	size_t len = strnlen(id, sizeof s->v[s->n].id - 1);
+	memcpy(s->v[s->n].id, id, len);
+	s->v[s->n].id[len] = '\0';
 	s->v[s->n].attempt = attempt;
 	s->n++;
 	return 0;

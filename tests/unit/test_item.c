@@ -34,7 +34,7 @@ int main(void)
 	char why[256];
 	char uuid[DT_UUID_LEN + 1], uuid2[DT_UUID_LEN + 1];
 
-	tap_plan(96);
+	tap_plan(98);
 
 	/* The 2014 format, kept byte for byte. */
 	const char *seed = "{\"id\": \"8c1d\", \"function\": \"resize\", \"data\": {\"w\": 640}, "
@@ -133,6 +133,19 @@ int main(void)
 	is_int(dt_uuid4(uuid2), 0, "dt_uuid4 again");
 	ok(strcmp(uuid, uuid2) != 0, "two UUIDs differ");
 	ok(dt_id_valid(uuid, strlen(uuid)), "a UUID is a valid id");
+	/* RFC 4122 version 4, lowercase: 8-4-4-4-12, "4" and one of 89ab. */
+	int form = 1, varied = 0;
+	for (int k = 0; k < 64 && form; k++) {
+		char u[DT_UUID_LEN + 1];
+		form = dt_uuid4(u) == 0 && strlen(u) == DT_UUID_LEN && u[14] == '4' &&
+		       strchr("89ab", u[19]) != NULL;
+		for (int i = 0; i < DT_UUID_LEN && form; i++)
+			form = (i == 8 || i == 13 || i == 18 || i == 23) ? u[i] == '-'
+									: strchr("0123456789abcdef", u[i]) && u[i];
+		varied |= u[0] != uuid[0];
+	}
+	ok(form, "64 UUIDs: 8-4-4-4-12 lowercase hex, version 4, RFC 4122 variant");
+	ok(varied, "their first digits vary");
 
 	/* dt_item_from_object(): what the worker reads from a "run" line it
 	 * has parsed already: the same verdicts and fields as dt_item_parse. */
@@ -181,5 +194,5 @@ int main(void)
 	ok(dt_item_from_object(NULL, "{}", 2, &it, why, sizeof why) == DTASK_EINVAL &&
 	   it.json == NULL, "from_object: no object, refused");
 
-	return tap_done(96);
+	return tap_done(98);
 }
