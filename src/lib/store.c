@@ -14,8 +14,9 @@
  * Every call is a batch of "ops" (one command or script call each, with
  * its arguments copied into the batch and a decoder that turns the reply
  * into the caller's result): the single calls use the store's own batch,
- * pipelines use their own.  dt_batch_exec() appends every op
- * (redisAppendCommandArgv, so user data is always binary-safe), reads every
+ * pipelines use their own.  dt_batch_exec() writes every op as RESP, each
+ * argument with its length (so user data is always binary-safe), hands
+ * them to hiredis in one redisAppendFormattedCommand(), reads every
  * reply, resends the ops that got NOSCRIPT with EVAL (they never ran), reads
  * those, then decodes.  Any failure drops the context: hiredis contexts are
  * unusable after an error, and after a timeout a late reply would be read
@@ -141,9 +142,8 @@ struct dt_batch {
 	struct op dummy;   /* what op_new() returns when out of memory */
 	int oom;           /* an allocation failed since the last mark */
 	size_t arg_start;  /* the argument being built starts here in buf */
-	const char **argv; /* scratch for sending */
-	size_t *argvlen;
-	size_t argvcap;
+	char *resp;        /* scratch for sending: the ops in RESP, kept between calls */
+	size_t resplen, respcap;
 };
 
 struct mark {
@@ -322,8 +322,7 @@ void dt_batch_free(dt_batch *b)
 	free(b->aoff);
 	free(b->alen);
 	free(b->ops);
-	free(b->argv);
-	free(b->argvlen);
+	free(b->resp);
 	free(b);
 }
 
@@ -505,28 +504,71 @@ void dt_store_free(dt_store *s)
 
 /* ------------------------------------------------------------- exec */
 
-static int op_send(dt_batch *b, const struct op *op, int eval)
+/* RESP, written here: hiredis's redisAppendCommandArgv() formats each
+ * length with sdscatfmt() into a new buffer per command, which cost more
+ * than the rest of a claim's client side. */
+static char *resp_count(char *o, char kind, size_t n)
+{
+	char digits[24], *d = digits + sizeof digits;
+	do
+		*--d = (char)('0' + n % 10);
+	while (n /= 10);
+	*o++ = kind;
+	size_t k = (size_t)(digits + sizeof digits - d);
+	memcpy(o, d, k);
+	o += k;
+	*o++ = '\r';
+	*o++ = '\n';
+	return o;
+}
+
+static char *resp_arg(char *o, const char *p, size_t n)
+{
+	o = resp_count(o, '$', n);
+	memcpy(o, p, n);
+	o += n;
+	*o++ = '\r';
+	*o++ = '\n';
+	return o;
+}
+
+/* Append op, as RESP, to b->resp (sent by send_resp()). */
+static int op_resp(dt_batch *b, const struct op *op, int eval)
 {
 	size_t extra = op->script >= 0 ? 2 : 0, argc = op->argc + extra;
-	size_t c1 = b->argvcap, c2 = b->argvcap;
-	if (grow((void **)&b->argv, &c1, argc, sizeof *b->argv) ||
-	    grow((void **)&b->argvlen, &c2, argc, sizeof *b->argvlen))
-		return DTASK_ENOMEM;
-	b->argvcap = c1 < c2 ? c1 : c2;
+	const char *name = NULL, *body = NULL;
+	/* Each argument: '$', up to 20 digits, CRLF, its bytes, CRLF. */
+	size_t need = 24 + argc * 24;
 	if (op->script >= 0) {
 		const struct script *sc = &scripts[op->script];
-		b->argv[0] = eval ? "EVAL" : "EVALSHA";
-		b->argvlen[0] = strlen(b->argv[0]);
-		b->argv[1] = eval ? sc->src : sc->sha;
-		b->argvlen[1] = strlen(b->argv[1]);
+		name = eval ? "EVAL" : "EVALSHA";
+		body = eval ? sc->src : sc->sha;
+		need += strlen(name) + strlen(body);
 	}
-	for (size_t i = 0; i < op->argc; i++) {
-		b->argv[extra + i] = b->buf + b->aoff[op->first + i];
-		b->argvlen[extra + i] = b->alen[op->first + i];
-	}
-	if (redisAppendCommandArgv(b->s->c, (int)argc, b->argv, b->argvlen) != REDIS_OK)
+	for (size_t i = 0; i < op->argc; i++)
+		need += b->alen[op->first + i];
+	if (grow((void **)&b->resp, &b->respcap, b->resplen + need, 1))
 		return DTASK_ENOMEM;
+	char *o = resp_count(b->resp + b->resplen, '*', argc);
+	if (name) {
+		o = resp_arg(o, name, strlen(name));
+		o = resp_arg(o, body, strlen(body));
+	}
+	for (size_t i = 0; i < op->argc; i++)
+		o = resp_arg(o, b->buf + b->aoff[op->first + i], b->alen[op->first + i]);
+	b->resplen = (size_t)(o - b->resp);
 	return 0;
+}
+
+/* Hand what op_resp() wrote to hiredis (one copy into its output buffer). */
+static int send_resp(dt_batch *b)
+{
+	int rc = b->resplen &&
+			 redisAppendFormattedCommand(b->s->c, b->resp, b->resplen) != REDIS_OK
+		 ? DTASK_ENOMEM
+		 : 0;
+	b->resplen = 0;
+	return rc;
 }
 
 static int conn_failed(dt_store *s, const char *what, char *err, size_t errlen)
@@ -563,12 +605,13 @@ int dt_batch_exec(dt_batch *b, char *err, size_t errlen)
 	if ((rc = dt_store_ensure(s, err, errlen)))
 		goto out;
 
-	for (i = 0; i < b->nops; i++) {
-		if (op_send(b, &b->ops[i], 0)) {
-			rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
-			dt_store_disconnect(s);
-			goto out;
-		}
+	for (i = 0; i < b->nops && !rc; i++)
+		rc = op_resp(b, &b->ops[i], 0);
+	if (rc || send_resp(b)) {
+		b->resplen = 0;
+		rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+		dt_store_disconnect(s);
+		goto out;
 	}
 	for (i = 0; i < b->nops; i++) {
 		void *r = NULL;
@@ -587,12 +630,18 @@ int dt_batch_exec(dt_batch *b, char *err, size_t errlen)
 		freeReplyObject(op->reply);
 		op->reply = NULL;
 		op->resend = 1;
-		if (op_send(b, op, 1)) {
+		if (op_resp(b, op, 1)) {
+			b->resplen = 0;
 			rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
 			dt_store_disconnect(s);
 			goto out;
 		}
 		resend++;
+	}
+	if (resend && send_resp(b)) {
+		rc = dt_err(err, errlen, DTASK_ENOMEM, "out of memory");
+		dt_store_disconnect(s);
+		goto out;
 	}
 	if (resend)
 		log_debug("redis %s:%d: NOSCRIPT for %zu call(s): sent again with EVAL", s->host,
