@@ -1,13 +1,20 @@
 /*
- * json.c - a strict RFC 8259 syntax check (see json.h).  Recursive
- * descent over the bytes; UTF-8 validity is json-c's job (it runs after).
+ * json.c - JSON text helpers (see json.h): a strict RFC 8259 syntax check
+ * (recursive descent over the bytes; UTF-8 validity is json-c's job, it
+ * runs after), the full check with json-c, a member scanner that reads an
+ * object as json-c does, and the test for text simple enough to read
+ * without json-c.
  */
 #include "build-config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <json-c/json.h>
 
+#include "dtask.h"
 #include "json.h"
+#include "util.h"
 
 typedef struct scan {
 	const char *s;
@@ -171,4 +178,164 @@ int dt_json_valid(const char *s, size_t len, char *why, size_t whylen)
 			snprintf(why, whylen, "%s at byte %zu", c.why, c.i);
 	}
 	return rc;
+}
+
+/* ------------------------------------------------- with json-c, and members */
+
+static int is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int dt_json_check(const char *s, size_t len, json_object **out, char *err, size_t errlen)
+{
+	if (out)
+		*out = NULL;
+	if (!s)
+		return dt_err(err, errlen, DTASK_EINVAL, "no JSON text");
+	if (len > (size_t)INT32_MAX - 1)
+		return dt_err(err, errlen, DTASK_EINVAL, "JSON text too large");
+	if (memchr(s, '\0', len))
+		return dt_err(err, errlen, DTASK_EINVAL, "not valid JSON (contains a NUL byte)");
+	char jwhy[96];
+	if (dt_json_valid(s, len, jwhy, sizeof jwhy) < 0)
+		return dt_err(err, errlen, DTASK_EINVAL, "not valid JSON (%s)", jwhy);
+	json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return DTASK_ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_object *o = json_tokener_parse_ex(tok, s, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_continue && end == len) {
+		/* A number or literal at the very end: the terminator ends it. */
+		o = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		end = len;
+	}
+	int rc = 0;
+	if (jerr != json_tokener_success) {
+		rc = dt_err(err, errlen, DTASK_EINVAL, "not valid JSON (%s)",
+			    jerr == json_tokener_continue ? "truncated"
+							  : json_tokener_error_desc(jerr));
+	} else {
+		for (size_t i = end; i < len; i++) {
+			if (!is_ws(s[i])) {
+				rc = dt_err(err, errlen, DTASK_EINVAL,
+					    "not valid JSON (text after the value)");
+				break;
+			}
+		}
+	}
+	json_tokener_free(tok);
+	if (rc < 0 || !out)
+		json_object_put(o);
+	else
+		*out = o;
+	return rc;
+}
+
+/* Past the string starting at s[i] == '"'; len if unterminated. */
+static size_t skip_string(const char *s, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return i + 1;
+	}
+	return len;
+}
+
+/* Past the value starting at s[i] (the text is known to be valid JSON). */
+static size_t skip_value(const char *s, size_t len, size_t i)
+{
+	if (i >= len)
+		return len;
+	if (s[i] == '"')
+		return skip_string(s, len, i);
+	if (s[i] == '{' || s[i] == '[') {
+		int depth = 0;
+		while (i < len) {
+			char c = s[i];
+			if (c == '"') {
+				i = skip_string(s, len, i);
+				continue;
+			}
+			if (c == '{' || c == '[')
+				depth++;
+			else if (c == '}' || c == ']') {
+				if (--depth == 0)
+					return i + 1;
+			}
+			i++;
+		}
+		return len;
+	}
+	while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && !is_ws(s[i]))
+		i++;
+	return i;
+}
+
+/* Does the raw key (with its quotes) spell name?  Escapes are decoded,
+ * and the name compares as a C string, up to an escaped NUL: json-c keeps
+ * object keys that way, so "task\u0000" is its "task" too, and the
+ * member found here is the one json-c reads (the last of that name). */
+static int key_is(const char *k, size_t klen, const char *name)
+{
+	size_t nlen = strlen(name);
+	if (!memchr(k, '\\', klen))
+		return klen == nlen + 2 && memcmp(k + 1, name, nlen) == 0;
+	json_object *o = NULL;
+	if (dt_json_check(k, klen, &o, NULL, 0) < 0 || !o)
+		return 0;
+	int eq = json_object_is_type(o, json_type_string) &&
+		 strcmp(json_object_get_string(o), name) == 0;
+	json_object_put(o);
+	return eq;
+}
+
+int dt_json_member(const char *s, size_t len, const char *name, const char **val,
+		   size_t *vlen)
+{
+	size_t i = 0;
+	int found = 0;
+	while (i < len && is_ws(s[i]))
+		i++;
+	if (i >= len || s[i] != '{')
+		return DTASK_EINVAL;
+	i++;
+	for (;;) {
+		while (i < len && is_ws(s[i]))
+			i++;
+		if (i >= len)
+			return DTASK_EINVAL;
+		if (s[i] == '}')
+			return found;
+		if (s[i] != '"')
+			return DTASK_EINVAL;
+		size_t k = i;
+		i = skip_string(s, len, i);
+		size_t klen = i - k;
+		while (i < len && is_ws(s[i]))
+			i++;
+		if (i >= len || s[i] != ':')
+			return DTASK_EINVAL;
+		i++;
+		while (i < len && is_ws(s[i]))
+			i++;
+		size_t v = i;
+		i = skip_value(s, len, i);
+		if (i == v)
+			return DTASK_EINVAL;
+		if (key_is(s + k, klen, name)) {
+			*val = s + v;
+			*vlen = i - v;
+			found = 1;
+		}
+		while (i < len && is_ws(s[i]))
+			i++;
+		if (i < len && s[i] == ',')
+			i++;
+	}
 }

@@ -1,11 +1,11 @@
 /*
- * json.h - a strict RFC 8259 syntax check.
+ * json.h - JSON text helpers, pure (any thread).
  *
  * json-c's strict mode still accepts single-quoted names and NaN/Infinity,
  * which are not JSON: every other program that reads our queue or records
- * would refuse them.  This checker runs before json-c on what comes from
- * outside (queue items, task results, the configuration file).  No state,
- * no allocation; nesting is limited to DT_JSON_MAX_DEPTH.
+ * would refuse them.  dt_json_valid() runs before json-c on what comes
+ * from outside (queue items, task results, the configuration file).  No
+ * state, no allocation; nesting is limited to DT_JSON_MAX_DEPTH.
  */
 #ifndef DT_JSON_H
 #define DT_JSON_H
@@ -17,5 +17,23 @@
 /* 0 when s (len bytes) is exactly one JSON value, with white space around
  * it allowed; otherwise -1 and a reason (with the byte offset) in why. */
 int dt_json_valid(const char *s, size_t len, char *why, size_t whylen);
+
+/*
+ * dt_json_check: len bytes are exactly one JSON value (RFC 8259, strict,
+ * valid UTF-8, white space around it allowed, no NUL byte).  0, or
+ * DTASK_EINVAL with the reason in err (may be NULL).  With out, the parsed
+ * value is stored there (NULL for JSON null; the caller puts it).
+ */
+struct json_object;
+int dt_json_check(const char *s, size_t len, struct json_object **out, char *err,
+		  size_t errlen);
+/*
+ * dt_json_member: in the JSON object text s (len bytes, already known to
+ * be valid), the raw bytes of the value of member name (the last one when
+ * it occurs twice, as json-c reads it): *val points into s, *vlen bytes.
+ * 1 when found, 0 when absent, DTASK_EINVAL if s is not an object.
+ */
+int dt_json_member(const char *s, size_t len, const char *name, const char **val,
+		   size_t *vlen);
 
 #endif

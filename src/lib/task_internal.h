@@ -117,22 +117,4 @@ void dt_task_mark_returned(dtask *t, int status);
 void dt_task_flags(dtask *t, int *stop_kind, int64_t *stop_requested_at, int *returned,
 		   int *status);
 
-/*
- * JSON helpers, pure (any thread).
- * dt_json_check: len bytes are exactly one JSON value (RFC 8259, strict,
- * valid UTF-8, white space around it allowed, no NUL byte).  0, or
- * DTASK_EINVAL with the reason in err (may be NULL).  With out, the parsed
- * value is stored there (NULL for JSON null; the caller puts it).
- */
-int dt_json_check(const char *s, size_t len, struct json_object **out, char *err,
-		  size_t errlen);
-/*
- * dt_json_member: in the JSON object text s (len bytes, already known to
- * be valid), the raw bytes of the value of member name (the last one when
- * it occurs twice, as json-c reads it): *val points into s, *vlen bytes.
- * 1 when found, 0 when absent, DTASK_EINVAL if s is not an object.
- */
-int dt_json_member(const char *s, size_t len, const char *name, const char **val,
-		   size_t *vlen);
-
 #endif

@@ -56,6 +56,7 @@
 #include "watch.h"
 #include "dtask.h"
 #include "item.h"
+#include "json.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "dtask.h"
+#include "json.h"
 #include "tap.h"
 #include "task_internal.h"
 #include "util.h"
