@@ -164,6 +164,106 @@ static int build_text(const char *json, size_t len, size_t brace, dt_item *it, c
 	return 0;
 }
 
+/* The raw member name of the object text s, as a string without escapes
+ * (no backslash in simple text): 1 and its bytes, 0 absent, -1 another
+ * type. */
+static int simple_str(const char *s, size_t len, const char *name, const char **v, size_t *vlen)
+{
+	const char *raw;
+	size_t rlen;
+	if (dt_json_member(s, len, name, &raw, &rlen) != 1)
+		return 0;
+	if (rlen < 2 || raw[0] != '"')
+		return -1;
+	*v = raw + 1;
+	*vlen = rlen - 2;
+	return 1;
+}
+
+/* A boolean member: 0 (kept *v) absent, 1 read, -1 another type. */
+static int simple_bool(const char *s, size_t len, const char *name, int *v)
+{
+	const char *raw;
+	size_t rlen;
+	if (dt_json_member(s, len, name, &raw, &rlen) != 1)
+		return 0;
+	if (rlen == 4 && !memcmp(raw, "true", 4))
+		*v = 1;
+	else if (rlen == 5 && !memcmp(raw, "false", 5))
+		*v = 0;
+	else
+		return -1;
+	return 1;
+}
+
+/* An integer member in 0..ITEM_INT_MAX (json-c's int: digits, maybe a
+ * minus; at most 18 of them in simple text): 0 absent, 1 read, -1 any
+ * other value. */
+static int simple_count(const char *s, size_t len, const char *name, int64_t *v)
+{
+	const char *raw;
+	size_t rlen;
+	if (dt_json_member(s, len, name, &raw, &rlen) != 1)
+		return 0;
+	size_t i = raw[0] == '-';
+	if (i == rlen)
+		return -1;
+	int64_t x = 0;
+	for (; i < rlen; i++) {
+		if (raw[i] < '0' || raw[i] > '9')
+			return -1;
+		x = x * 10 + (raw[i] - '0');
+	}
+	if (raw[0] == '-')
+		x = -x;
+	if (x < 0 || x > ITEM_INT_MAX)
+		return -1;
+	*v = x;
+	return 1;
+}
+
+int dt_item_simple(const char *json, size_t len, int known_valid, dt_item *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!dt_json_simple(json, len) || (!known_valid && dt_json_valid(json, len, NULL, 0) < 0))
+		return 0;
+	size_t first = 0;
+	while (first < len && json[first] == ' ')
+		first++;
+	if (first == len || json[first] != '{')
+		return 0;
+	const char *fn, *id;
+	size_t fnlen, idlen;
+	if (simple_str(json, len, "function", &fn, &fnlen) != 1 || fnlen == 0)
+		return 0;
+	int rid = simple_str(json, len, "id", &id, &idlen);
+	if (rid < 0 || (rid == 1 && !dt_id_valid(id, idlen)))
+		return 0;
+	out->clean_end = 1;
+	out->max_attempts = DT_MAX_ATTEMPTS_DEFAULT;
+	if (simple_bool(json, len, "clean_end", &out->clean_end) < 0 ||
+	    simple_bool(json, len, "state_optional", &out->state_optional) < 0 ||
+	    simple_count(json, len, "attempt", &out->attempt) < 0 ||
+	    simple_count(json, len, "max_attempts", &out->max_attempts) < 0) {
+		memset(out, 0, sizeof *out);
+		return 0;
+	}
+	if (rid == 1) {
+		memcpy(out->id, id, idlen);
+		out->id[idlen] = '\0';
+	}
+	char why[64];
+	int rc = DTASK_ENOMEM;
+	if (!(out->function = malloc(fnlen + 1)) ||
+	    (rc = build_text(json, len, first, out, why, sizeof why))) {
+		dt_item_free(out);
+		return rc;
+	}
+	memcpy(out->function, fn, fnlen);
+	out->function[fnlen] = '\0';
+	return 1;
+}
+
 int dt_item_parse(const char *json, size_t len, dt_item *out, char *why, size_t whylen)
 {
 	struct json_tokener *tok = NULL;
@@ -179,6 +279,12 @@ int dt_item_parse(const char *json, size_t len, dt_item *out, char *why, size_t 
 		return dt_err(why, whylen, DTASK_EINVAL, "not valid JSON (contains a NUL byte)");
 	if (len > (size_t)INT32_MAX)
 		return dt_err(why, whylen, DTASK_EINVAL, "item too large");
+	rc = dt_item_simple(json, len, 0, out);
+	if (rc == 1)
+		return 0;
+	if (rc < 0)
+		return dt_err(why, whylen, rc, rc == DTASK_EIO ? "no random bytes for a task id"
+							      : "out of memory");
 	size_t first = 0;
 	while (first < len && (json[first] == ' ' || json[first] == '\t' || json[first] == '\n' ||
 			       json[first] == '\r'))

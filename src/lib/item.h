@@ -52,6 +52,15 @@ int dt_item_parse(const char *json, size_t len, dt_item *out, char *why, size_t 
 struct json_object;
 int dt_item_from_object(struct json_object *o, const char *json, size_t len, dt_item *out,
 			char *why, size_t whylen);
+/*
+ * The reading without json-c, which dt_item_parse() tries first: for an
+ * item whose text is simple (dt_json_simple()), valid JSON (checked here
+ * unless known_valid) and a valid item, json-c would read exactly what
+ * the member scanner reads.  1: *out is filled as dt_item_parse() fills
+ * it; 0: anything else, *out holds nothing (dt_item_parse() decides, with
+ * its reasons); DTASK_ENOMEM or DTASK_EIO (nothing in *out).
+ */
+int dt_item_simple(const char *json, size_t len, int known_valid, dt_item *out);
 void dt_item_free(dt_item *it);
 
 /* A random (version 4) UUID, lower-case, into out (37 bytes with the NUL).

@@ -339,3 +339,39 @@ int dt_json_member(const char *s, size_t len, const char *name, const char **val
 			i++;
 	}
 }
+
+/* ------------------------------------------------------------ simple text */
+
+int dt_json_simple(const char *s, size_t len)
+{
+	int in_string = 0, depth = 0, digits = 0;
+	unsigned char prev = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c > 0x7e || c == '\\')
+			return 0;
+		if (in_string) {
+			if (c == '"') {
+				in_string = 0;
+				prev = c;
+			}
+			continue;
+		}
+		if (c >= '0' && c <= '9') {
+			if (++digits > 18)
+				return 0;
+		} else {
+			digits = 0;
+			if (c == '"')
+				in_string = 1;
+			else if ((c == '{' || c == '[') && ++depth > DT_JSON_SIMPLE_DEPTH)
+				return 0;
+			else if (c == '}' || c == ']')
+				depth--;
+			else if ((c == 'e' || c == 'E') && prev >= '0' && prev <= '9')
+				return 0; /* an exponent */
+		}
+		prev = c;
+	}
+	return 1;
+}

@@ -36,4 +36,17 @@ int dt_json_check(const char *s, size_t len, struct json_object **out, char *err
 int dt_json_member(const char *s, size_t len, const char *name, const char **val,
 		   size_t *vlen);
 
+/*
+ * dt_json_simple: 1 when s (len bytes) is text that json-c reads exactly
+ * as dt_json_valid() and dt_json_member() see it, once dt_json_valid()
+ * accepts it: printable ASCII (so no UTF-8 and no control characters),
+ * no backslash (so every string is its own bytes), nesting at most
+ * DT_JSON_SIMPLE_DEPTH (json-c allows 32), no exponent and no run of more
+ * than 18 digits (so every integer fits in 64 bits and no number can
+ * overflow).  0 otherwise: such text is read with json-c.  It does not
+ * check that s is JSON.
+ */
+#define DT_JSON_SIMPLE_DEPTH 16
+int dt_json_simple(const char *s, size_t len);
+
 #endif

@@ -469,10 +469,12 @@ static void batch_free(batch *b)
 
 /* -------------------------------------------------------------- messages */
 
+static void run_item(dt_link *l, dt_conn *c, batch *b, const char *id, int64_t attempt,
+		     dt_item *item);
+
 static void on_run(dt_link *l, dt_conn *c, batch *b, json_object *m, const char *line,
 		   size_t len)
 {
-	dtask_worker *w = l->w;
 	const char *id = get_str(m, "id"), *function = get_str(m, "function");
 	int64_t attempt = 0;
 	const char *raw;
@@ -511,45 +513,102 @@ static void on_run(dt_link *l, dt_conn *c, batch *b, json_object *m, const char 
 		dt_item_free(&item);
 		return;
 	}
+	run_item(l, c, b, id, attempt, &item);
+}
+
+/* A run whose task checked out (item: its id and function are the run's):
+ * find the function, take a slot, and add it to the batch; or reject it.
+ * Frees the item. */
+static void run_item(dt_link *l, dt_conn *c, batch *b, const char *id, int64_t attempt,
+		     dt_item *item)
+{
+	dtask_worker *w = l->w;
+	const char *function = item->function;
+	char why[256];
+	dtask *t;
+	int dup;
+	const char *reason;
 	const dt_fn_entry *fn = dt_worker_find_fn(w, function);
 	if (!fn) {
 		log_info("%s: task %s attempt %lld: unknown function \"%s\": rejected",
 			 dt_conn_name(c), id, (long long)attempt, function);
 		add_reject(l, b, id, attempt, function, DT_REJECT_UNKNOWN);
-		dt_item_free(&item);
-		return;
+		goto out;
 	}
-	dtask *t;
-	int rc = dt_task_new(id, attempt, function, item.json, item.len, item.state_optional, &t,
-			     why, sizeof why);
-	dt_item_free(&item);
-	if (rc < 0) {
+	if (dt_task_new(id, attempt, function, item->json, item->len, item->state_optional, &t,
+			why, sizeof why) < 0) {
 		log_error("%s: task %s: %s", dt_conn_name(c), id, why);
 		add_reject(l, b, id, attempt, function, DT_REJECT_FULL);
-		return;
+		goto out;
 	}
 	t->fn = fn;
 	t->link = l->index;
-	int dup;
-	const char *reason = dt_worker_accept(w, t, &dup);
+	reason = dt_worker_accept(w, t, &dup);
 	if (dup) {
 		log_warn("%s: task %s attempt %lld is already running here: not run twice",
 			 dt_conn_name(c), id, (long long)attempt);
 		dt_task_free(t);
 		batch_add(b, id, attempt, NULL);
-		return;
-	}
-	if (reason) {
+	} else if (reason) {
 		log_debug("%s: task %s attempt %lld: rejected: %s", dt_conn_name(c), id,
 			  (long long)attempt, reason);
 		dt_task_free(t);
 		add_reject(l, b, id, attempt, function, reason);
-		return;
-	}
-	if (batch_add(b, id, attempt, t) < 0) {
+	} else if (batch_add(b, id, attempt, t) < 0) {
 		/* Cannot remember it for "started": let it run anyway. */
 		dt_worker_start(w, &t, 1);
 	}
+out:
+	dt_item_free(item);
+}
+
+/* A "run" line read without json-c: only a simple one (dt_json_simple())
+ * that is valid JSON, whose id, attempt and function are good and whose
+ * task is a good item with the same id and function, read as json-c would
+ * read it.  1: handled as on_run() would; 0: anything else, which the
+ * json-c reading then handles, with its errors and rejects. */
+static int run_simple(dt_link *l, dt_conn *c, batch *b, const char *line, size_t len)
+{
+	const char *v, *task;
+	size_t vlen, tasklen;
+	char id[DT_ID_MAX + 1];
+	int64_t attempt = 0;
+	if (!dt_json_simple(line, len) || dt_json_valid(line, len, NULL, 0) < 0 ||
+	    dt_json_member(line, len, "type", &v, &vlen) != 1 || vlen != sizeof "\"run\"" - 1 ||
+	    memcmp(v, "\"run\"", vlen) != 0)
+		return 0;
+	/* id: a valid id string. */
+	if (dt_json_member(line, len, "id", &v, &vlen) != 1 || vlen < 2 || v[0] != '"' ||
+	    !dt_id_valid(v + 1, vlen - 2))
+		return 0;
+	memcpy(id, v + 1, vlen - 2);
+	id[vlen - 2] = '\0';
+	/* attempt: an integer >= 1 (at most 18 digits in simple text). */
+	if (dt_json_member(line, len, "attempt", &v, &vlen) != 1 || vlen == 0)
+		return 0;
+	for (size_t i = 0; i < vlen; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+		attempt = attempt * 10 + (v[i] - '0');
+	}
+	if (attempt < 1)
+		return 0;
+	/* function: the task's own, checked below. */
+	const char *fn;
+	size_t fnlen;
+	if (dt_json_member(line, len, "function", &fn, &fnlen) != 1 || fnlen < 2 || fn[0] != '"' ||
+	    dt_json_member(line, len, "task", &task, &tasklen) != 1 || task[0] != '{')
+		return 0;
+	dt_item item;
+	if (dt_item_simple(task, tasklen, 1, &item) != 1)
+		return 0;
+	if (strcmp(item.id, id) != 0 || strlen(item.function) != fnlen - 2 ||
+	    memcmp(item.function, fn + 1, fnlen - 2) != 0) {
+		dt_item_free(&item);
+		return 0;
+	}
+	run_item(l, c, b, id, attempt, &item);
+	return 1;
 }
 
 static void on_stop(dt_link *l, dt_conn *c, json_object *m)
@@ -642,7 +701,9 @@ static void link_serve(dt_link *l, dt_conn *c)
 
 		json_object *m;
 		const char *type;
-		if (parse_msg(line, len, &m, &type, err, sizeof err) < 0) {
+		if (run_simple(l, c, &b, line, len)) {
+			/* A plain run, read without json-c. */
+		} else if (parse_msg(line, len, &m, &type, err, sizeof err) < 0) {
 			log_warn("%s: %s", dt_conn_name(c), err);
 			dt_conn_send_error(c, "%s", err);
 		} else {
