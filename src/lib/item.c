@@ -164,14 +164,12 @@ static int build_text(const char *json, size_t len, size_t brace, dt_item *it, c
 	return 0;
 }
 
-/* The raw member name of the object text s, as a string without escapes
- * (no backslash in simple text): 1 and its bytes, 0 absent, -1 another
+/* Members in simple text (raw: the value's bytes, NULL when absent).  A
+ * string has no escapes there: 1 and its bytes, 0 absent, -1 another
  * type. */
-static int simple_str(const char *s, size_t len, const char *name, const char **v, size_t *vlen)
+static int simple_str(const char *raw, size_t rlen, const char **v, size_t *vlen)
 {
-	const char *raw;
-	size_t rlen;
-	if (dt_json_member(s, len, name, &raw, &rlen) != 1)
+	if (!raw)
 		return 0;
 	if (rlen < 2 || raw[0] != '"')
 		return -1;
@@ -180,12 +178,10 @@ static int simple_str(const char *s, size_t len, const char *name, const char **
 	return 1;
 }
 
-/* A boolean member: 0 (kept *v) absent, 1 read, -1 another type. */
-static int simple_bool(const char *s, size_t len, const char *name, int *v)
+/* A boolean: 0 (kept *v) absent, 1 read, -1 another type. */
+static int simple_bool(const char *raw, size_t rlen, int *v)
 {
-	const char *raw;
-	size_t rlen;
-	if (dt_json_member(s, len, name, &raw, &rlen) != 1)
+	if (!raw)
 		return 0;
 	if (rlen == 4 && !memcmp(raw, "true", 4))
 		*v = 1;
@@ -196,14 +192,11 @@ static int simple_bool(const char *s, size_t len, const char *name, int *v)
 	return 1;
 }
 
-/* An integer member in 0..ITEM_INT_MAX (json-c's int: digits, maybe a
- * minus; at most 18 of them in simple text): 0 absent, 1 read, -1 any
- * other value. */
-static int simple_count(const char *s, size_t len, const char *name, int64_t *v)
+/* An integer in 0..ITEM_INT_MAX (json-c's int: digits, maybe a minus; at
+ * most 18 of them in simple text): 0 absent, 1 read, -1 any other value. */
+static int simple_count(const char *raw, size_t rlen, int64_t *v)
 {
-	const char *raw;
-	size_t rlen;
-	if (dt_json_member(s, len, name, &raw, &rlen) != 1)
+	if (!raw)
 		return 0;
 	size_t i = raw[0] == '-';
 	if (i == rlen)
@@ -224,27 +217,33 @@ static int simple_count(const char *s, size_t len, const char *name, int64_t *v)
 
 int dt_item_simple(const char *json, size_t len, int known_valid, dt_item *out)
 {
+	static const char *const names[] = { "function", "id", "clean_end", "state_optional",
+					      "attempt", "max_attempts" };
+	enum { M_FUNCTION, M_ID, M_CLEAN_END, M_STATE_OPTIONAL, M_ATTEMPT, M_MAX_ATTEMPTS, M_N };
+	const char *raw[M_N];
+	size_t rlen[M_N];
 	memset(out, 0, sizeof *out);
 	if (!dt_json_simple(json, len) || (!known_valid && dt_json_valid(json, len, NULL, 0) < 0))
 		return 0;
 	size_t first = 0;
 	while (first < len && json[first] == ' ')
 		first++;
-	if (first == len || json[first] != '{')
+	if (first == len || json[first] != '{' ||
+	    dt_json_members(json, len, names, M_N, raw, rlen) < 0)
 		return 0;
 	const char *fn, *id;
 	size_t fnlen, idlen;
-	if (simple_str(json, len, "function", &fn, &fnlen) != 1 || fnlen == 0)
+	if (simple_str(raw[M_FUNCTION], rlen[M_FUNCTION], &fn, &fnlen) != 1 || fnlen == 0)
 		return 0;
-	int rid = simple_str(json, len, "id", &id, &idlen);
+	int rid = simple_str(raw[M_ID], rlen[M_ID], &id, &idlen);
 	if (rid < 0 || (rid == 1 && !dt_id_valid(id, idlen)))
 		return 0;
 	out->clean_end = 1;
 	out->max_attempts = DT_MAX_ATTEMPTS_DEFAULT;
-	if (simple_bool(json, len, "clean_end", &out->clean_end) < 0 ||
-	    simple_bool(json, len, "state_optional", &out->state_optional) < 0 ||
-	    simple_count(json, len, "attempt", &out->attempt) < 0 ||
-	    simple_count(json, len, "max_attempts", &out->max_attempts) < 0) {
+	if (simple_bool(raw[M_CLEAN_END], rlen[M_CLEAN_END], &out->clean_end) < 0 ||
+	    simple_bool(raw[M_STATE_OPTIONAL], rlen[M_STATE_OPTIONAL], &out->state_optional) < 0 ||
+	    simple_count(raw[M_ATTEMPT], rlen[M_ATTEMPT], &out->attempt) < 0 ||
+	    simple_count(raw[M_MAX_ATTEMPTS], rlen[M_MAX_ATTEMPTS], &out->max_attempts) < 0) {
 		memset(out, 0, sizeof *out);
 		return 0;
 	}

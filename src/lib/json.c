@@ -295,11 +295,15 @@ static int key_is(const char *k, size_t klen, const char *name)
 	return eq;
 }
 
-int dt_json_member(const char *s, size_t len, const char *name, const char **val,
-		   size_t *vlen)
+int dt_json_members(const char *s, size_t len, const char *const *names, size_t n,
+		    const char **vals, size_t *vlens)
 {
 	size_t i = 0;
 	int found = 0;
+	for (size_t m = 0; m < n; m++) {
+		vals[m] = NULL;
+		vlens[m] = 0;
+	}
 	while (i < len && is_ws(s[i]))
 		i++;
 	if (i >= len || s[i] != '{')
@@ -328,16 +332,31 @@ int dt_json_member(const char *s, size_t len, const char *name, const char **val
 		i = skip_value(s, len, i);
 		if (i == v)
 			return DTASK_EINVAL;
-		if (key_is(s + k, klen, name)) {
-			*val = s + v;
-			*vlen = i - v;
-			found = 1;
+		for (size_t m = 0; m < n; m++) {
+			if (key_is(s + k, klen, names[m])) {
+				found += !vals[m];
+				vals[m] = s + v;
+				vlens[m] = i - v;
+			}
 		}
 		while (i < len && is_ws(s[i]))
 			i++;
 		if (i < len && s[i] == ',')
 			i++;
 	}
+}
+
+int dt_json_member(const char *s, size_t len, const char *name, const char **val,
+		   size_t *vlen)
+{
+	const char *v;
+	size_t vl;
+	int rc = dt_json_members(s, len, &name, 1, &v, &vl);
+	if (rc == 1) {
+		*val = v;
+		*vlen = vl;
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------ simple text */

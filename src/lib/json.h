@@ -35,6 +35,10 @@ int dt_json_check(const char *s, size_t len, struct json_object **out, char *err
  */
 int dt_json_member(const char *s, size_t len, const char *name, const char **val,
 		   size_t *vlen);
+/* The same for n names in one pass: vals[i] (NULL when absent) and
+ * vlens[i] for names[i]; the number of names found, or DTASK_EINVAL. */
+int dt_json_members(const char *s, size_t len, const char *const *names, size_t n,
+		    const char **vals, size_t *vlens);
 
 /*
  * dt_json_simple: 1 when s (len bytes) is text that json-c reads exactly

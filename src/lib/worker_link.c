@@ -569,38 +569,34 @@ out:
  * json-c reading then handles, with its errors and rejects. */
 static int run_simple(dt_link *l, dt_conn *c, batch *b, const char *line, size_t len)
 {
-	const char *v, *task;
-	size_t vlen, tasklen;
+	static const char *const names[] = { "type", "id", "attempt", "function", "task" };
+	enum { M_TYPE, M_ID, M_ATTEMPT, M_FUNCTION, M_TASK, M_N };
+	const char *v[M_N];
+	size_t vl[M_N];
 	char id[DT_ID_MAX + 1];
 	int64_t attempt = 0;
 	if (!dt_json_simple(line, len) || dt_json_valid(line, len, NULL, 0) < 0 ||
-	    dt_json_member(line, len, "type", &v, &vlen) != 1 || vlen != sizeof "\"run\"" - 1 ||
-	    memcmp(v, "\"run\"", vlen) != 0)
+	    dt_json_members(line, len, names, M_N, v, vl) != M_N ||
+	    vl[M_TYPE] != sizeof "\"run\"" - 1 || memcmp(v[M_TYPE], "\"run\"", vl[M_TYPE]) != 0)
 		return 0;
 	/* id: a valid id string. */
-	if (dt_json_member(line, len, "id", &v, &vlen) != 1 || vlen < 2 || v[0] != '"' ||
-	    !dt_id_valid(v + 1, vlen - 2))
+	if (vl[M_ID] < 2 || v[M_ID][0] != '"' || !dt_id_valid(v[M_ID] + 1, vl[M_ID] - 2))
 		return 0;
-	memcpy(id, v + 1, vlen - 2);
-	id[vlen - 2] = '\0';
+	memcpy(id, v[M_ID] + 1, vl[M_ID] - 2);
+	id[vl[M_ID] - 2] = '\0';
 	/* attempt: an integer >= 1 (at most 18 digits in simple text). */
-	if (dt_json_member(line, len, "attempt", &v, &vlen) != 1 || vlen == 0)
-		return 0;
-	for (size_t i = 0; i < vlen; i++) {
-		if (v[i] < '0' || v[i] > '9')
+	for (size_t i = 0; i < vl[M_ATTEMPT]; i++) {
+		if (v[M_ATTEMPT][i] < '0' || v[M_ATTEMPT][i] > '9')
 			return 0;
-		attempt = attempt * 10 + (v[i] - '0');
+		attempt = attempt * 10 + (v[M_ATTEMPT][i] - '0');
 	}
-	if (attempt < 1)
-		return 0;
-	/* function: the task's own, checked below. */
-	const char *fn;
-	size_t fnlen;
-	if (dt_json_member(line, len, "function", &fn, &fnlen) != 1 || fnlen < 2 || fn[0] != '"' ||
-	    dt_json_member(line, len, "task", &task, &tasklen) != 1 || task[0] != '{')
+	/* function: a string, the task's own (checked below); task: an object. */
+	const char *fn = v[M_FUNCTION];
+	size_t fnlen = vl[M_FUNCTION];
+	if (attempt < 1 || fnlen < 2 || fn[0] != '"' || v[M_TASK][0] != '{')
 		return 0;
 	dt_item item;
-	if (dt_item_simple(task, tasklen, 1, &item) != 1)
+	if (dt_item_simple(v[M_TASK], vl[M_TASK], 1, &item) != 1)
 		return 0;
 	if (strcmp(item.id, id) != 0 || strlen(item.function) != fnlen - 2 ||
 	    memcmp(item.function, fn + 1, fnlen - 2) != 0) {

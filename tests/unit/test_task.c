@@ -48,7 +48,7 @@ int main(void)
 	const char *v;
 	size_t vlen;
 
-	tap_plan(45);
+	tap_plan(47);
 
 	/* ---- identity and data */
 	t = mk("{\"id\":\"t1\",\"function\":\"f\",\"data\":{\"w\":640}}");
@@ -116,6 +116,19 @@ int main(void)
 		   "json-c reads (%s)", jc);
 		json_object_put(o);
 	}
+	/* Several names in one pass: each the last of its name; NULL absent. */
+	{
+		static const char *const names[] = { "type", "task", "nope", "id" };
+		const char *vs[4];
+		size_t vls[4];
+		const char *two = "{\"id\":1,\"type\":\"run\",\"task\":{\"x\":[]},\"id\":\"b\"}";
+		ok(dt_json_members(two, strlen(two), names, 4, vs, vls) == 3 && vls[0] == 5 &&
+		   !memcmp(vs[0], "\"run\"", 5) && vls[1] == 8 && !memcmp(vs[1], "{\"x\":[]}", 8) &&
+		   !vs[2] && vls[2] == 0 && vls[3] == 3 && !memcmp(vs[3], "\"b\"", 3),
+		   "dt_json_members: 3 of 4 found in one pass, the last \"id\" among them");
+		is_int(dt_json_members("[1]", 3, names, 4, vs, vls), DTASK_EINVAL,
+		       "dt_json_members: not an object");
+	}
 
 	/* ---- set_result / set_error / emit */
 	t = mk("{\"id\":\"t1\",\"function\":\"f\"}");
@@ -172,5 +185,5 @@ int main(void)
 	pthread_join(th, NULL);
 	ok(r != 0, "a stop ends the pause");
 	dt_task_free(t);
-	return tap_done(45);
+	return tap_done(47);
 }
