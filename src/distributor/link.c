@@ -27,6 +27,8 @@
 
 #include "distributor.h"
 #include "dtask.h"
+#include "item.h"
+#include "json.h"
 #include "log.h"
 #include "proto.h"
 #include "store.h"
@@ -165,11 +167,8 @@ static int get_tasks(json_object *m, dt_tset *out)
 /* Read the message's "free" into l->reported_free unless an older report
  * ("seq" not above the last one): the worker's threads send their reports
  * in any order.  Under d->lock. */
-static void take_free(wlink *l, json_object *m)
+static void take_free_report(wlink *l, int ok, int64_t fr, int sok, int64_t seq)
 {
-	int ok = 1, sok = 1;
-	int64_t fr = get_int(m, "free", 0, 1000000, &ok);
-	int64_t seq = get_int(m, "seq", 0, INT64_MAX, &sok);
 	if (!ok)
 		return;
 	if (sok) {
@@ -178,6 +177,14 @@ static void take_free(wlink *l, json_object *m)
 		l->free_seq = seq;
 	}
 	l->reported_free = (int)fr;
+}
+
+static void take_free(wlink *l, json_object *m)
+{
+	int ok = 1, sok = 1;
+	int64_t fr = get_int(m, "free", 0, 1000000, &ok);
+	int64_t seq = get_int(m, "seq", 0, INT64_MAX, &sok);
+	take_free_report(l, ok, fr, sok, seq);
 }
 
 static void link_free(wlink *l)
@@ -275,23 +282,18 @@ static wlink *parse_hello(dist *d, json_object *m, char *err, size_t errlen)
 /* ------------------------------------------------------------ messages */
 
 
-static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
+/* "started", "ended" or "stopped" (type) of the tasks in done, with the
+ * message's free report (see take_free_report()).  Frees done. */
+static void tasks_done(dist *d, wlink *l, const char *type, dt_tset done, int ok, int64_t fr,
+		       int sok, int64_t seq)
 {
-	dt_tset done = { 0 };
-	if (get_tasks(m, &done) < 0) {
-		log_warn("worker %s: malformed \"%s\" message", l->name, type);
-		dt_conn_send_error(l->conn, "malformed \"%s\": tasks must be [[id, attempt], ...]",
-				   type);
-		dt_tset_free(&done);
-		return;
-	}
 	int started = strcmp(type, DT_MSG_STARTED) == 0;
 	int stopped = strcmp(type, DT_MSG_STOPPED) == 0;
 	pthread_mutex_lock(&d->lock);
 	/* Cut off from Redis, the worker could not write STOPPED: requeue its
 	 * RUNNING record at once, fenced by the attempt (SPEC 5.4). */
 	int relay = stopped && l->redis_down;
-	take_free(l, m);
+	take_free_report(l, ok, fr, sok, seq);
 	if (started) {
 		l->outstanding -= (int)done.n;
 		if (l->outstanding < 0)
@@ -314,6 +316,127 @@ static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
 		log_info("worker %s stopped %zu task(s): requeueing", l->name, done.n);
 	}
 	dt_tset_free(&done);
+}
+
+static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
+{
+	dt_tset done = { 0 };
+	if (get_tasks(m, &done) < 0) {
+		log_warn("worker %s: malformed \"%s\" message", l->name, type);
+		dt_conn_send_error(l->conn, "malformed \"%s\": tasks must be [[id, attempt], ...]",
+				   type);
+		dt_tset_free(&done);
+		return;
+	}
+	int ok = 1, sok = 1;
+	int64_t fr = get_int(m, "free", 0, 1000000, &ok);
+	int64_t seq = get_int(m, "seq", 0, INT64_MAX, &sok);
+	tasks_done(d, l, type, done, ok, fr, sok, seq);
+}
+
+/* An integer token of simple text (at most 18 digits, maybe a minus). */
+static int simple_int(const char *v, size_t n, int64_t *out)
+{
+	size_t i = n && v[0] == '-';
+	if (i == n)
+		return -1;
+	int64_t x = 0;
+	for (; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	*out = v[0] == '-' ? -x : x;
+	return 0;
+}
+
+/* "tasks" of simple text, [[id, attempt], ...], into out; -1 when it is
+ * anything else (get_tasks() then reads it, and says what is wrong). */
+static int simple_tasks(const char *s, size_t n, dt_tset *out)
+{
+	size_t i = 0;
+#define SKIP_WS() while (i < n && s[i] == ' ') i++
+	if (n < 2 || s[i++] != '[')
+		return -1;
+	SKIP_WS();
+	if (i < n && s[i] == ']')
+		return 0;
+	for (;;) {
+		SKIP_WS();
+		if (i >= n || s[i++] != '[')
+			return -1;
+		SKIP_WS();
+		if (i >= n || s[i++] != '"')
+			return -1;
+		size_t a = i;
+		while (i < n && s[i] != '"')
+			i++;
+		size_t idlen = i - a;
+		char id[DT_ID_MAX + 1];
+		if (i++ >= n || !dt_id_valid(s + a, idlen))
+			return -1;
+		memcpy(id, s + a, idlen);
+		id[idlen] = '\0';
+		SKIP_WS();
+		if (i >= n || s[i++] != ',')
+			return -1;
+		SKIP_WS();
+		size_t b = i;
+		while (i < n && (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')))
+			i++;
+		int64_t attempt;
+		if (simple_int(s + b, i - b, &attempt) < 0)
+			return -1;
+		SKIP_WS();
+		if (i >= n || s[i++] != ']')
+			return -1;
+		if (dt_tset_add(out, id, attempt) < 0)
+			return -1;
+		SKIP_WS();
+		if (i < n && s[i] == ',') {
+			i++;
+			continue;
+		}
+		return i + 1 == n && s[i] == ']' ? 0 : -1;
+	}
+#undef SKIP_WS
+}
+
+/* The messages a worker sends for every batch ("free", "started",
+ * "ended"), read without json-c when simple (dt_json_simple()) and whole:
+ * 1 when handled so; 0 for anything else, which the json-c reading then
+ * handles (with its answers to what is malformed). */
+static int fast_msg(dist *d, wlink *l, const char *line, size_t len)
+{
+	static const char *const names[] = { "type", "free", "seq", "tasks" };
+	enum { M_TYPE, M_FREE, M_SEQ, M_TASKS, M_N };
+	const char *v[M_N];
+	size_t vl[M_N];
+	int64_t fr, seq;
+	if (!dt_json_simple(line, len) || dt_json_valid(line, len, NULL, 0) < 0 ||
+	    dt_json_members(line, len, names, M_N, v, vl) < 3 || !v[M_TYPE] || !v[M_FREE] ||
+	    !v[M_SEQ] || simple_int(v[M_FREE], vl[M_FREE], &fr) < 0 || fr < 0 || fr > 1000000 ||
+	    simple_int(v[M_SEQ], vl[M_SEQ], &seq) < 0 || seq < 0)
+		return 0;
+#define IS_TYPE(t) (vl[M_TYPE] == sizeof "\"" t "\"" - 1 && !memcmp(v[M_TYPE], "\"" t "\"", vl[M_TYPE]))
+	if (IS_TYPE(DT_MSG_FREE)) {
+		pthread_mutex_lock(&d->lock);
+		take_free_report(l, 1, fr, 1, seq);
+		pthread_mutex_unlock(&d->lock);
+		pthread_cond_broadcast(&d->slots);
+		return 1;
+	}
+	const char *type = IS_TYPE(DT_MSG_STARTED) ? DT_MSG_STARTED
+			   : IS_TYPE(DT_MSG_ENDED) ? DT_MSG_ENDED
+						   : NULL;
+#undef IS_TYPE
+	dt_tset done = { 0 };
+	if (!type || !v[M_TASKS] || simple_tasks(v[M_TASKS], vl[M_TASKS], &done) < 0) {
+		dt_tset_free(&done);
+		return 0;
+	}
+	tasks_done(d, l, type, done, 1, fr, 1, seq);
+	return 1;
 }
 
 static void on_reject(dist *d, wlink *l, json_object *m)
@@ -408,7 +531,15 @@ static void serve_link(dist *d, wlink *l)
 			next_health = now + cfg->health_interval;
 		}
 		json_object *m = NULL;
-		int rc = dt_conn_recv_msg(l->conn, (int)(next_health - now), &m, err, sizeof err);
+		char *line;
+		size_t len;
+		int rc = dt_conn_recv(l->conn, (int)(next_health - now), &line, &len);
+		if (rc == 0 && fast_msg(d, l, line, len)) {
+			atomic_store(&l->last_rx, dt_mono_ms());
+			continue;
+		}
+		if (rc == 0)
+			rc = dt_conn_parse_msg(l->conn, line, len, &m, err, sizeof err);
 		if (rc == DTASK_ETIMEDOUT)
 			continue;
 		if (rc == DTASK_EPROTO) {

@@ -370,6 +370,12 @@ int dt_conn_recv_msg(dt_conn *c, int timeout_ms, json_object **msg, char *err, s
 	int rc = dt_conn_recv(c, timeout_ms, &line, &len);
 	if (rc < 0)
 		return rc;
+	return dt_conn_parse_msg(c, line, len, msg, err, errlen);
+}
+
+int dt_conn_parse_msg(dt_conn *c, const char *line, size_t len, json_object **msg, char *err,
+		      size_t errlen)
+{
 	if (!c->tok && !(c->tok = json_tokener_new()))
 		return DTASK_ENOMEM;
 	json_tokener *tok = c->tok;

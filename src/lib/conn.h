@@ -59,6 +59,9 @@ int dt_conn_recv(dt_conn *c, int timeout_ms, char **line, size_t *len);
  * connection stays usable (the caller decides whether to answer "error"). */
 int dt_conn_recv_msg(dt_conn *c, int timeout_ms, struct json_object **msg,
 		     char *err, size_t errlen);
+/* The same reading, of a line dt_conn_recv() gave (c lends its parser). */
+int dt_conn_parse_msg(dt_conn *c, const char *line, size_t len, struct json_object **msg,
+		      char *err, size_t errlen);
 
 /* 1 when the next dt_conn_recv() will not wait: a whole line is buffered
  * or can be decrypted from what TLS holds and what was read ahead (or the
