@@ -3,7 +3,7 @@
  * peer over TLS (conn.h) that takes no task.
  *
  *   dt-fakeworker -c CONFIG -H HOST -P PORT [-n NAME] [-F FUNCTIONS]
- *                 [-k SLOTS] [-r REASON]
+ *                 [-k SLOTS] [-r REASON] [-f LINES]
  *
  * Connects to the distributor at HOST:PORT (TLS and share_key from CONFIG),
  * sends "hello" (name NAME, default "fake"; functions from the comma list
@@ -17,7 +17,10 @@
  *     free 0 for "full" and "draining" (true of a full or draining worker)
  *     and SLOTS otherwise; the next health says SLOTS again, so the
  *     distributor keeps offering it work and it keeps refusing;
- *   - ignores "stop" (it runs nothing) and logs an "error" message.
+ *   - ignores "stop" (it runs nothing) and logs an "error" message, which
+ *     it also prints on stdout as "error: <message>", flushed;
+ *   - with -f LINES, sends every line of the file LINES as is, once the
+ *     distributor's hello has come (malformed ones too).
  * Runs until SIGTERM/SIGINT (exit 0).  Exits 3 when the connection fails
  * or the distributor closes it, 2 on a usage or configuration error.
  *
@@ -107,10 +110,11 @@ static const char *str_field(json_object *m, const char *key)
 int main(int argc, char **argv)
 {
 	const char *config = NULL, *host = "127.0.0.1", *name = "fake", *functions = "count",
-		   *reason = DT_REJECT_FULL;
+		   *reason = DT_REJECT_FULL, *lines = NULL;
 	int port = 0, slots = 50, ch;
-	while ((ch = getopt(argc, argv, "c:H:P:n:F:k:r:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:H:P:n:F:k:r:f:")) != -1) {
 		switch (ch) {
+		case 'f': lines = optarg; break;
 		case 'c': config = optarg; break;
 		case 'H': host = optarg; break;
 		case 'P': port = atoi(optarg); break;
@@ -120,7 +124,7 @@ int main(int argc, char **argv)
 		case 'r': reason = optarg; break;
 		default:
 			fprintf(stderr, "usage: dt-fakeworker -c CONFIG -H HOST -P PORT [-n NAME] "
-					"[-F F1,F2] [-k SLOTS] [-r REASON]\n");
+					"[-F F1,F2] [-k SLOTS] [-r REASON] [-f LINES]\n");
 			return 2;
 		}
 	}
@@ -256,9 +260,24 @@ int main(int argc, char **argv)
 		} else if (strcmp(type, DT_MSG_HELLO) == 0) {
 			log_info("hello from distributor %s",
 				 str_field(m, "name") ? str_field(m, "name") : "(no name)");
+			FILE *f = lines ? fopen(lines, "r") : NULL;
+			char buf[16384];
+			while (f && rc == 0 && fgets(buf, sizeof buf, f))
+				rc = dt_conn_send_raw(c, buf, strlen(buf));
+			if (f)
+				fclose(f);
+			else if (lines)
+				log_error("cannot read %s", lines);
+			if (rc < 0) {
+				json_object_put(m);
+				log_error("cannot send the lines: %s", dtask_strerror(rc));
+				break;
+			}
 		} else if (strcmp(type, DT_MSG_ERROR) == 0) {
-			log_warn("error from the distributor: %s",
-				 str_field(m, "message") ? str_field(m, "message") : "(none)");
+			const char *msg = str_field(m, "message");
+			log_warn("error from the distributor: %s", msg ? msg : "(none)");
+			printf("error: %s\n", msg ? msg : "(none)");
+			fflush(stdout);
 		} else if (strcmp(type, DT_MSG_STOP) == 0) {
 			log_info("stop %s: nothing runs here", str_field(m, "id"));
 		} else {
