@@ -239,9 +239,8 @@ static void arg_s(dt_batch *b, const char *s)
 
 static void arg_i(dt_batch *b, int64_t v)
 {
-	char t[24];
-	int n = snprintf(t, sizeof t, "%" PRId64, v);
-	arg(b, t, (size_t)n);
+	char t[21];
+	arg(b, t, dt_fmt_i64(t, v));
 }
 
 /* The prefix followed by kind and name (either may be NULL). */
@@ -509,14 +508,8 @@ void dt_store_free(dt_store *s)
  * than the rest of a claim's client side. */
 static char *resp_count(char *o, char kind, size_t n)
 {
-	char digits[24], *d = digits + sizeof digits;
-	do
-		*--d = (char)('0' + n % 10);
-	while (n /= 10);
 	*o++ = kind;
-	size_t k = (size_t)(digits + sizeof digits - d);
-	memcpy(o, d, k);
-	o += k;
+	o += dt_fmt_i64(o, (int64_t)n);
 	*o++ = '\r';
 	*o++ = '\n';
 	return o;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "util.h"
@@ -124,4 +125,22 @@ int dt_hex_decode(const char *in, unsigned char *out, size_t n)
 		out[i] = (unsigned char)(hi << 4 | lo);
 	}
 	return in[2 * n] == '\0' ? 0 : -1;
+}
+
+size_t dt_fmt_i64(char out[21], int64_t v)
+{
+	char digits[20], *d = digits + sizeof digits;
+	/* The magnitude as unsigned: INT64_MIN has no positive int64. */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do
+		*--d = (char)('0' + u % 10);
+	while (u /= 10);
+	size_t n = 0;
+	if (v < 0)
+		out[n++] = '-';
+	size_t k = (size_t)(digits + sizeof digits - d);
+	memcpy(out + n, d, k);
+	n += k;
+	out[n] = '\0';
+	return n;
 }

@@ -34,6 +34,11 @@ int dt_err(char *err, size_t errlen, int code, const char *fmt, ...)
 /* 1 when a and b (both n bytes) are equal; time does not depend on content. */
 int dt_ct_equal(const void *a, const void *b, size_t n);
 
+/* v in decimal into out (up to 20 characters and a NUL); returns the
+ * length.  For the hot paths, where snprintf costs a thousand
+ * instructions a number. */
+size_t dt_fmt_i64(char out[21], int64_t v);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes with the NUL). */
 void dt_hex_encode(const unsigned char *in, size_t n, char *out);
 /* Decodes exactly 2n hex digits into n bytes; -1 on any other input. */

@@ -460,11 +460,21 @@ char *dt_worker_refs_msg(const char *type, double load, dt_free_report fr,
 		goto fail;
 	off = (size_t)k;
 	for (size_t i = 0; i < n; i++) {
-		k = snprintf(out + off, cap - off, "%s[\"%s\",%lld]", i ? "," : "", ids[i],
-			     (long long)attempts[i]);
-		if (k < 0 || (size_t)k >= cap - off)
+		/* By hand too: snprintf cost more than the rest of the message. */
+		size_t idlen = strlen(ids[i]);
+		if (off + idlen + 28 > cap)
 			goto fail;
-		off += (size_t)k;
+		char *o = out + off;
+		if (i)
+			*o++ = ',';
+		memcpy(o, "[\"", 2);
+		memcpy(o + 2, ids[i], idlen);
+		o += 2 + idlen;
+		memcpy(o, "\",", 2);
+		o += 2;
+		o += dt_fmt_i64(o, attempts[i]);
+		*o++ = ']';
+		off = (size_t)(o - out);
 	}
 	if (off + 3 > cap)
 		goto fail;

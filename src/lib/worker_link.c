@@ -379,7 +379,9 @@ static int batch_add(batch *b, const char *id, int64_t attempt, dtask *release)
 	}
 	mark_batch(b);
 	struct accepted *a = &b->v[b->n++];
-	snprintf(a->id, sizeof a->id, "%s", id);
+	size_t idlen = strnlen(id, sizeof a->id - 1);
+	memcpy(a->id, id, idlen);
+	a->id[idlen] = '\0';
 	a->attempt = attempt;
 	a->release = release;
 	return 0;

@@ -1,6 +1,8 @@
 /* test_util - helpers (util.c), error strings and version (error.c), log levels. */
 #include "build-config.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dtask.h"
@@ -10,7 +12,7 @@
 
 int main(void)
 {
-	tap_plan(22);
+	tap_plan(23);
 
 	is_str(dtask_version(), DTASK_VERSION_STRING, "dtask_version matches the header");
 	is_str(DTASK_VERSION_STRING, PACKAGE_VERSION, "header version matches configure.ac");
@@ -36,6 +38,18 @@ int main(void)
 	is_int(dt_hex_decode("007fa5ffaa", back, 4), -1, "trailing digits refused");
 	is_int(dt_hex_decode("007fa5fg", back, 4), -1, "non-hex refused");
 
+	/* dt_fmt_i64 agrees with printf on the edges and a spread of values. */
+	static const int64_t nums[] = { 0, 1, -1, 9, 10, -10, 1234567890, INT64_MAX, INT64_MIN,
+					INT64_MIN + 1, 999999999999999999LL };
+	int agree = 1;
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		char mine[21], want[32];
+		size_t n = dt_fmt_i64(mine, nums[i]);
+		snprintf(want, sizeof want, "%" PRId64, nums[i]);
+		agree = agree && n == strlen(want) && !strcmp(mine, want);
+	}
+	ok(agree, "dt_fmt_i64 writes what printf writes, INT64_MIN and INT64_MAX included");
+
 	ok(dt_ct_equal("abcd", "abcd", 4), "constant-time equal");
 	ok(!dt_ct_equal("abcd", "abce", 4), "constant-time different");
 
@@ -53,5 +67,5 @@ int main(void)
 	is_int(dt_log_level_parse("debug"), DT_LOG_DEBUG, "log level names");
 	is_int(dt_log_level_parse("WARN"), DT_LOG_WARN, "case-insensitive");
 	is_int(dt_log_level_parse("loud"), -1, "unknown level");
-	return tap_done(22);
+	return tap_done(23);
 }
