@@ -494,6 +494,8 @@ static void on_health(dist *d, wlink *l, json_object *m)
 		      (json_object_is_type(lv, json_type_double) ||
 		       json_object_is_type(lv, json_type_int))
 			      ? json_object_get_double(lv) : 0.0;
+	if (!(load >= 0.0)) /* NaN (json-c reads it) or negative: no load */
+		load = 0.0;
 	if (get_tasks(m, &listed) < 0) {
 		log_warn("worker %s: malformed \"health\"", l->name);
 		dt_conn_send_error(l->conn, "malformed \"health\": tasks must be [[id, attempt], ...]");

@@ -298,15 +298,17 @@ static void run_task(void *arg)
 	log_debug("task %s attempt %lld: %s started", t->id, (long long)t->attempt, t->function);
 	dtask_status st = t->fn->fn(t, t->fn->arg);
 
-	/* The slot is free before the state thread hears of the end: the
-	 * "free" it then sends counts it (else a report could say one slot
-	 * fewer, and stand until the next one). */
-	dt_pool_job_returning();
 	/* Returned and queued in one step under w->lock: the final pass at
 	 * shutdown must never see a returned task that is not queued yet. */
 	pthread_mutex_lock(&w->lock);
 	dt_task_mark_returned(t, (int)st);
 	w->n_active--;
+	/* The slot is free before the state thread hears of the end: the
+	 * "free" it then sends counts it (else a report could say one slot
+	 * fewer, and stand until the next one).  Under w->lock with the count
+	 * of running tasks, so that a health never reports more than
+	 * capacity (the pool's lock is taken inside w->lock, a leaf). */
+	dt_pool_job_returning();
 	t->next = NULL;
 	if (w->done_tail)
 		w->done_tail->next = t;
