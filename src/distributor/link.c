@@ -334,22 +334,6 @@ static void on_tasks_done(dist *d, wlink *l, json_object *m, const char *type)
 	tasks_done(d, l, type, done, ok, fr, sok, seq);
 }
 
-/* An integer token of simple text (at most 18 digits, maybe a minus). */
-static int simple_int(const char *v, size_t n, int64_t *out)
-{
-	size_t i = n && v[0] == '-';
-	if (i == n)
-		return -1;
-	int64_t x = 0;
-	for (; i < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -1;
-		x = x * 10 + (v[i] - '0');
-	}
-	*out = v[0] == '-' ? -x : x;
-	return 0;
-}
-
 /* "tasks" of simple text, [[id, attempt], ...], into out; -1 when it is
  * anything else (get_tasks() then reads it, and says what is wrong). */
 static int simple_tasks(const char *s, size_t n, dt_tset *out)
@@ -385,7 +369,7 @@ static int simple_tasks(const char *s, size_t n, dt_tset *out)
 		while (i < n && (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')))
 			i++;
 		int64_t attempt;
-		if (simple_int(s + b, i - b, &attempt) < 0)
+		if (dt_json_simple_int(s + b, i - b, &attempt) < 0)
 			return -1;
 		SKIP_WS();
 		if (i >= n || s[i++] != ']')
@@ -415,8 +399,8 @@ static int fast_msg(dist *d, wlink *l, const char *line, size_t len)
 	int64_t fr, seq;
 	if (!dt_json_simple(line, len) || dt_json_valid(line, len, NULL, 0) < 0 ||
 	    dt_json_members(line, len, names, M_N, v, vl) < 3 || !v[M_TYPE] || !v[M_FREE] ||
-	    !v[M_SEQ] || simple_int(v[M_FREE], vl[M_FREE], &fr) < 0 || fr < 0 || fr > 1000000 ||
-	    simple_int(v[M_SEQ], vl[M_SEQ], &seq) < 0 || seq < 0)
+	    !v[M_SEQ] || dt_json_simple_int(v[M_FREE], vl[M_FREE], &fr) < 0 || fr < 0 || fr > 1000000 ||
+	    dt_json_simple_int(v[M_SEQ], vl[M_SEQ], &seq) < 0 || seq < 0)
 		return 0;
 #define IS_TYPE(t) (vl[M_TYPE] == sizeof "\"" t "\"" - 1 && !memcmp(v[M_TYPE], "\"" t "\"", vl[M_TYPE]))
 	if (IS_TYPE(DT_MSG_FREE)) {

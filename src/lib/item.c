@@ -198,18 +198,8 @@ static int simple_count(const char *raw, size_t rlen, int64_t *v)
 {
 	if (!raw)
 		return 0;
-	size_t i = raw[0] == '-';
-	if (i == rlen)
-		return -1;
-	int64_t x = 0;
-	for (; i < rlen; i++) {
-		if (raw[i] < '0' || raw[i] > '9')
-			return -1;
-		x = x * 10 + (raw[i] - '0');
-	}
-	if (raw[0] == '-')
-		x = -x;
-	if (x < 0 || x > ITEM_INT_MAX)
+	int64_t x;
+	if (dt_json_simple_int(raw, rlen, &x) < 0 || x < 0 || x > ITEM_INT_MAX)
 		return -1;
 	*v = x;
 	return 1;

@@ -394,3 +394,18 @@ int dt_json_simple(const char *s, size_t len)
 	}
 	return 1;
 }
+
+int dt_json_simple_int(const char *v, size_t n, int64_t *out)
+{
+	size_t i = n && v[0] == '-';
+	if (i == n || n - i > 18)
+		return -1;
+	int64_t x = 0;
+	for (; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	*out = v[0] == '-' ? -x : x;
+	return 0;
+}

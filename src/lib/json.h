@@ -11,6 +11,7 @@
 #define DT_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define DT_JSON_MAX_DEPTH 512
 
@@ -52,5 +53,9 @@ int dt_json_members(const char *s, size_t len, const char *const *names, size_t 
  */
 #define DT_JSON_SIMPLE_DEPTH 16
 int dt_json_simple(const char *s, size_t len);
+/* An integer as json-c reads one (digits, maybe a leading minus) from n
+ * bytes of simple text (so at most 18 digits): 0 and *out, or -1 when the
+ * bytes are anything else (a fraction, a string, ...). */
+int dt_json_simple_int(const char *v, size_t n, int64_t *out);
 
 #endif

@@ -576,7 +576,7 @@ static int run_simple(dt_link *l, dt_conn *c, batch *b, const char *line, size_t
 	const char *v[M_N];
 	size_t vl[M_N];
 	char id[DT_ID_MAX + 1];
-	int64_t attempt = 0;
+	int64_t attempt;
 	if (!dt_json_simple(line, len) || dt_json_valid(line, len, NULL, 0) < 0 ||
 	    dt_json_members(line, len, names, M_N, v, vl) != M_N ||
 	    vl[M_TYPE] != sizeof "\"run\"" - 1 || memcmp(v[M_TYPE], "\"run\"", vl[M_TYPE]) != 0)
@@ -586,16 +586,12 @@ static int run_simple(dt_link *l, dt_conn *c, batch *b, const char *line, size_t
 		return 0;
 	memcpy(id, v[M_ID] + 1, vl[M_ID] - 2);
 	id[vl[M_ID] - 2] = '\0';
-	/* attempt: an integer >= 1 (at most 18 digits in simple text). */
-	for (size_t i = 0; i < vl[M_ATTEMPT]; i++) {
-		if (v[M_ATTEMPT][i] < '0' || v[M_ATTEMPT][i] > '9')
-			return 0;
-		attempt = attempt * 10 + (v[M_ATTEMPT][i] - '0');
-	}
-	/* function: a string, the task's own (checked below); task: an object. */
+	/* attempt: an integer >= 1; function: a string, the task's own
+	 * (checked below); task: an object. */
 	const char *fn = v[M_FUNCTION];
 	size_t fnlen = vl[M_FUNCTION];
-	if (attempt < 1 || fnlen < 2 || fn[0] != '"' || v[M_TASK][0] != '{')
+	if (dt_json_simple_int(v[M_ATTEMPT], vl[M_ATTEMPT], &attempt) < 0 || attempt < 1 ||
+	    fnlen < 2 || fn[0] != '"' || v[M_TASK][0] != '{')
 		return 0;
 	dt_item item;
 	if (dt_item_simple(v[M_TASK], vl[M_TASK], 1, &item) != 1)

@@ -43,7 +43,7 @@ int main(void)
 		"{\"a\":1}}", "//c\n{}",
 	};
 	size_t ng = sizeof good / sizeof *good, nb = sizeof bad / sizeof *bad;
-	tap_plan((int)(ng + nb) + 8);
+	tap_plan((int)(ng + nb) + 15);
 
 	for (size_t i = 0; i < ng; i++)
 		ok(valid(good[i]), "valid: %s", shown(good[i]));
@@ -91,5 +91,27 @@ int main(void)
 		tap_diag("%s", err);
 	dt_config_free(c);
 	unlink(path);
-	return tap_done((int)(ng + nb) + 8);
+
+	/* Simple text (read without json-c) and its integers. */
+#define SIMPLE(t) dt_json_simple(t, strlen(t))
+#define SIMPLE_INT(t) dt_json_simple_int(t, strlen(t), &x)
+	ok(SIMPLE("{\"a\":[1,-2.5,\"e1 \\u\"]}") == 0, "a backslash: not simple");
+	ok(SIMPLE("{\"a\":\"1e5\",\"b\":[true,false]}") == 1,
+	   "\"1e5\" in a string and the literals' e: simple");
+	ok(SIMPLE("{\"a\":1e5}") == 0 && SIMPLE("{\"a\":1E5}") == 0,
+	   "an exponent: not simple");
+	ok(SIMPLE("{\"a\":123456789012345678}") == 1 &&
+	   SIMPLE("{\"a\":1234567890123456789}") == 0, "18 digits simple, 19 not");
+	ok(SIMPLE("{\"a\":\"\xc3\xa9\"}") == 0 && SIMPLE("{\"a\":\"\t\"}") == 0,
+	   "UTF-8 or a control character: not simple");
+	int64_t x = 7;
+	ok(SIMPLE_INT("0") == 0 && x == 0 && SIMPLE_INT("-0") == 0 &&
+	   x == 0 && SIMPLE_INT("-42") == 0 && x == -42 &&
+	   SIMPLE_INT("123456789012345678") == 0 && x == 123456789012345678LL,
+	   "simple integers read as json-c reads them");
+	ok(SIMPLE_INT("") < 0 && SIMPLE_INT("-") < 0 &&
+	   SIMPLE_INT("1.0") < 0 && SIMPLE_INT("\"1\"") < 0 &&
+	   SIMPLE_INT("1234567890123456789") < 0,
+	   "anything else is not one (empty, a lone minus, 1.0, a string, 19 digits)");
+	return tap_done((int)(ng + nb) + 15);
 }
