@@ -107,7 +107,12 @@ for i = 4, #ARGV, 8 do
   -- pcall: a task key that is not a hash must not stop the script
   -- halfway (the SADD/ZADD of the items before it are still to come);
   -- the item goes to bad-task instead.
-  local rec = redis.pcall('HMGET', key, 'state', 'attempt', 'request', 'data')
+  -- A fresh item's record is usually missing: one EXISTS says so (an
+  -- HMGET's four nils cost more); any record is read in full.
+  local rec = {}
+  if want ~= 0 or redis.call('EXISTS', key) == 1 then
+    rec = redis.pcall('HMGET', key, 'state', 'attempt', 'request', 'data')
+  end
   if text ~= raw and (rec.err or rec[1] or rec[2] or rec[3] or rec[4]) then
     -- The distributor generated this id (text is raw with it spliced in):
     -- a record under it can only come from this very claim, retried.  It
@@ -132,7 +137,7 @@ for i = 4, #ARGV, 8 do
         res = 'cancelled'
       else
         attempt = attempt + 1
-        local a = string.format('%.0f', attempt)
+        local a = attempt == 1 and '1' or string.format('%.0f', attempt)
         if rec[4] then
           redis.call('HSET', key, 'state', 'RUNNING', 'attempt', a, 'worker', worker,
             'distributor', distributor, 'start', now, 'update', now, 'clean_end', clean_end,
