@@ -16,11 +16,12 @@
  *   a job and posts its semaphore after the unlock (stop, and a hand-over
  *   without memory for its list, post under the lock).
  *   A popped thread is woken exactly once, and a thread that is not
- *   parked takes a queued job before it parks again.  A job that called
- *   dt_pool_job_returning() counts as idle already (counted_idle), so a
- *   job may be queued for its thread while it finishes: it takes it next.  (Not a condition
+ *   parked takes a queued job before it parks again.  (Not a condition
  *   variable: glibc marks the mutex contended when pthread_cond_wait()
  *   takes it back, so every wait cost one more futex wake at the unlock.)
+ *   A job that called dt_pool_job_returning() counts as idle already
+ *   (counted_idle), so a job may be queued for its thread while it
+ *   finishes: that thread, or any that comes free first, takes it.
  */
 #include "build-config.h"
 

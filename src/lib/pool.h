@@ -59,9 +59,9 @@ int dt_pool_free_slots_seq(dt_pool *p, long long *seq);
  * is left: its slot counts as free from now on (in the counts above, and
  * for dt_pool_try_reserve()), so that a report made as the job hands over
  * its result sees the slot free.  A job queued for the slot meanwhile
- * starts as soon as this thread leaves the job, which must not block.  The
- * thread still counts as inside the job for dt_pool_join().  No effect
- * outside a pool thread, or a second time in one job. */
+ * starts as soon as this thread leaves the job: what is left of it must be
+ * short.  The thread still counts as inside the job for dt_pool_join().
+ * No effect outside a pool thread, or a second time in one job. */
 void dt_pool_job_returning(void);
 
 /* Refuse new jobs and wake every thread: each finishes its current job,
