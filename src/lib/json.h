@@ -4,8 +4,11 @@
  * json-c's strict mode still accepts single-quoted names and NaN/Infinity,
  * which are not JSON: every other program that reads our queue or records
  * would refuse them.  dt_json_valid() runs before json-c on what comes
- * from outside (queue items, task results, the configuration file).  No
- * state, no allocation; nesting is limited to DT_JSON_MAX_DEPTH.
+ * from outside (queue items, task results, the configuration file); it
+ * keeps no state and allocates nothing, and nesting is limited to
+ * DT_JSON_MAX_DEPTH.  The simple-text test allocates nothing either; the
+ * member scanners only to decode a member name with escapes (with
+ * json-c, as dt_json_check(), json-c's reading, does).
  */
 #ifndef DT_JSON_H
 #define DT_JSON_H
