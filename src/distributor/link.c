@@ -397,10 +397,9 @@ static int fast_msg(dist *d, wlink *l, const char *line, size_t len)
 	const char *v[M_N];
 	size_t vl[M_N];
 	int64_t fr, seq;
-	if (!dt_json_simple(line, len) || dt_json_valid(line, len, NULL, 0) < 0 ||
-	    dt_json_members(line, len, names, M_N, v, vl) < 3 || !v[M_TYPE] || !v[M_FREE] ||
-	    !v[M_SEQ] || dt_json_simple_int(v[M_FREE], vl[M_FREE], &fr) < 0 || fr < 0 || fr > 1000000 ||
-	    dt_json_simple_int(v[M_SEQ], vl[M_SEQ], &seq) < 0 || seq < 0)
+	if (dt_json_simple_members(line, len, 0, names, M_N, v, vl) < 0 || !v[M_TYPE] ||
+	    !v[M_FREE] || !v[M_SEQ] || dt_json_simple_int(v[M_FREE], vl[M_FREE], &fr) < 0 ||
+	    fr < 0 || fr > 1000000 || dt_json_simple_int(v[M_SEQ], vl[M_SEQ], &seq) < 0 || seq < 0)
 		return 0;
 #define IS_TYPE(t) (vl[M_TYPE] == sizeof "\"" t "\"" - 1 && !memcmp(v[M_TYPE], "\"" t "\"", vl[M_TYPE]))
 	if (IS_TYPE(DT_MSG_FREE)) {

@@ -213,14 +213,12 @@ int dt_item_simple(const char *json, size_t len, int known_valid, dt_item *out)
 	const char *raw[M_N];
 	size_t rlen[M_N];
 	memset(out, 0, sizeof *out);
-	if (!dt_json_simple(json, len) || (!known_valid && dt_json_valid(json, len, NULL, 0) < 0))
+	if (dt_json_simple_members(json, len, known_valid, names, M_N, raw, rlen) < 0)
 		return 0;
+	/* An object: its '{' after the spaces simple text may start with. */
 	size_t first = 0;
-	while (first < len && json[first] == ' ')
+	while (json[first] == ' ')
 		first++;
-	if (first == len || json[first] != '{' ||
-	    dt_json_members(json, len, names, M_N, raw, rlen) < 0)
-		return 0;
 	const char *fn, *id;
 	size_t fnlen, idlen;
 	if (simple_str(raw[M_FUNCTION], rlen[M_FUNCTION], &fn, &fnlen) != 1 || fnlen == 0)

@@ -395,6 +395,15 @@ int dt_json_simple(const char *s, size_t len)
 	return 1;
 }
 
+int dt_json_simple_members(const char *s, size_t len, int known_valid, const char *const *names,
+			   size_t n, const char **vals, size_t *vlens)
+{
+	if (!dt_json_simple(s, len) || (!known_valid && dt_json_valid(s, len, NULL, 0) < 0))
+		return -1;
+	int found = dt_json_members(s, len, names, n, vals, vlens);
+	return found < 0 ? -1 : found;
+}
+
 int dt_json_simple_int(const char *v, size_t n, int64_t *out)
 {
 	size_t i = n && v[0] == '-';

@@ -56,6 +56,12 @@ int dt_json_members(const char *s, size_t len, const char *const *names, size_t 
  */
 #define DT_JSON_SIMPLE_DEPTH 16
 int dt_json_simple(const char *s, size_t len);
+/* The members names[0..n) of simple text s (dt_json_simple()) that is a
+ * JSON object, as dt_json_members() gives them; -1 when s is not simple,
+ * not valid JSON (checked unless known_valid) or not an object: such text
+ * is for json-c. */
+int dt_json_simple_members(const char *s, size_t len, int known_valid, const char *const *names,
+			   size_t n, const char **vals, size_t *vlens);
 /* An integer as json-c reads one (digits, maybe a leading minus) from n
  * bytes of simple text (so at most 18 digits): 0 and *out, or -1 when the
  * bytes are anything else (a fraction, a string, ...). */

@@ -577,8 +577,7 @@ static int run_simple(dt_link *l, dt_conn *c, batch *b, const char *line, size_t
 	size_t vl[M_N];
 	char id[DT_ID_MAX + 1];
 	int64_t attempt;
-	if (!dt_json_simple(line, len) || dt_json_valid(line, len, NULL, 0) < 0 ||
-	    dt_json_members(line, len, names, M_N, v, vl) != M_N ||
+	if (dt_json_simple_members(line, len, 0, names, M_N, v, vl) != M_N ||
 	    vl[M_TYPE] != sizeof "\"run\"" - 1 || memcmp(v[M_TYPE], "\"run\"", vl[M_TYPE]) != 0)
 		return 0;
 	/* id: a valid id string. */
