@@ -16,10 +16,12 @@
  *       A fake distributor for a real worker: a TLS listener as "server";
  *       each peer's first line (its hello) is printed as "hello: ...", it
  *       is answered with a distributor's hello, then every line of the
- *       file LINES is sent to it as is (malformed ones too), and every
- *       line the peer sends after that but "health" is printed as
- *       "got: ...".  It sends "health" every health_interval, as a
- *       distributor does.  Runs until SIGTERM/SIGINT.
+ *       file LINES is sent to it as is (malformed ones too) once the
+ *       peer has Redis (after its "redis_up" when the hello said
+ *       "redis_down"), and every line the peer sends after its hello
+ *       but "health" is printed as "got: ...".  It sends "health"
+ *       every health_interval, as a distributor does.  Runs until
+ *       SIGTERM/SIGINT.
  *   dt-linktest silent -H HOST -P PORT [--tls -c CONFIG] -t MS
  *       Connects and never speaks (after the TLS handshake with --tls);
  *       prints how long the server took to drop it.  Exit 0 when it was
@@ -143,6 +145,22 @@ static void print_line(const char *what, const char *line)
 	pthread_mutex_unlock(&out_lock);
 }
 
+/* send_lines: every line of the file, exactly as it is. */
+static int send_lines(dt_conn *c)
+{
+	FILE *f = fopen(d_lines, "r");
+	if (!f) {
+		log_error("cannot read %s", d_lines);
+		return 0;
+	}
+	char buf[16384];
+	int rc = 0;
+	while (rc == 0 && fgets(buf, sizeof buf, f))
+		rc = dt_conn_send_raw(c, buf, strlen(buf));
+	fclose(f);
+	return rc;
+}
+
 static void serve_worker(dt_conn *c, void *arg)
 {
 	(void)arg;
@@ -155,16 +173,14 @@ static void serve_worker(dt_conn *c, void *arg)
 		return;
 	}
 	print_line("hello", line);
+	/* As a distributor does (PROTOCOL.md, "redis_down"): no run to a
+	 * worker that has not reached Redis yet, so the lines wait for its
+	 * "redis_up". */
+	int sent = strstr(line, "\"redis_down\":true") == NULL;
 	static const char hello[] = "{\"type\":\"hello\",\"version\":1,\"name\":\"fake\"}";
 	rc = dt_conn_send(c, hello, sizeof hello - 1);
-	FILE *f = fopen(d_lines, "r");
-	char buf[16384];
-	while (rc == 0 && f && fgets(buf, sizeof buf, f))
-		rc = dt_conn_send_raw(c, buf, strlen(buf));
-	if (f)
-		fclose(f);
-	else
-		log_error("cannot read %s", d_lines);
+	if (rc == 0 && sent)
+		rc = send_lines(c);
 	/* Health, as a distributor sends it: a worker drops a silent link. */
 	static const char health[] = "{\"type\":\"health\"}";
 	int64_t next_health = 0;
@@ -178,6 +194,10 @@ static void serve_worker(dt_conn *c, void *arg)
 		rc = dt_conn_recv(c, (int)(next_health - now), &line, &len);
 		if (rc == 0 && !strstr(line, "\"type\":\"health\""))
 			print_line("got", line);
+		if (rc == 0 && !sent && strstr(line, "\"type\":\"redis_up\"")) {
+			sent = 1;
+			rc = send_lines(c);
+		}
 	}
 	log_info("peer %s: %s", dt_conn_peer(c), dtask_strerror(rc));
 	dt_conn_close(c);
