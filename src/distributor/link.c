@@ -631,8 +631,9 @@ void dt_link_serve(dt_conn *c, void *arg)
 			 DT_PROTO_VERSION, json_object_to_json_string(jn));
 	json_object_put(jn);
 	int hrc = dt_conn_send(c, hello, (size_t)n);
-	log_info("worker %s connected from %s: %d slots, %zu function(s)", l->name,
-		 dt_conn_peer(c), l->capacity, l->nfunctions);
+	log_info("worker %s connected from %s: %d slots, %zu function(s)%s", l->name,
+		 dt_conn_peer(c), l->capacity, l->nfunctions,
+		 l->redis_down ? "; it has no Redis yet: no runs to it until it has" : "");
 	pthread_mutex_lock(&d->lock);
 	l->alive = hrc == 0;
 	pthread_cond_broadcast(&d->slots);
