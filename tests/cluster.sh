@@ -1,6 +1,5 @@
 # tests/cluster.sh - shared by the integration tests that run a private
-# cluster (distributors and workers on one redis-server): lifecycle.sh,
-# topology.sh, reject.sh, stop.sh, cli.sh.
+# cluster (distributors and workers on one redis-server).
 #
 # Sourced, never run, right after tests/common.sh.  POSIX sh.  A test looks
 # like:
@@ -24,14 +23,18 @@
 #
 # What it gives:
 #   programs   $DIST (dtask-distributor), $WORKER (dtask-worker), $TW
-#              (dt-testworker), $FAKE (dt-fakeworker), $DTASK_BIN (dtask);
-#              need_built PROG...: "Bail out!" unless each is built
+#              (dt-testworker), $FAKE (dt-fakeworker), $PROXY (dt-proxy),
+#              $DTASK_BIN (dtask); need_built PROG...: "Bail out!" unless
+#              each is built
 #   start      start_cluster: certificates in $T/tls and start_redis, or
 #              "Bail out!"; use_count_file: $COUNT ($T/count, empty), the
 #              file dt-testworker appends "<id> <attempt> <pid>" to, exported
 #              as DT_COUNT_FILE
 #   config     conf FILE NAME [EXTRA], conf_grace FILE NAME STOP_GRACE [EXTRA]:
 #              one configuration for any role (stop_grace 2000 with conf)
+#   proxy      start_redis_proxy: dt-proxy "proxy" in front of Redis, its
+#              port in $PROXY_PORT; conf_proxied FILE NAME [EXTRA]: conf
+#              with Redis reached through it
 #   daemons    start_dist NAME: config $T/NAME.json, spawn, wait for its port;
 #              dist_port NAME; worker_up NAME; connected "DIST..." WORKER
 #   records    field ID FIELD, state_is ID STATE, kept_values FIELD PREFIX,
@@ -49,6 +52,7 @@ DIST=$top_builddir/src/distributor/dtask-distributor
 WORKER=$top_builddir/src/worker/dtask-worker
 TW=$top_builddir/tests/tools/dt-testworker
 FAKE=$top_builddir/tests/tools/dt-fakeworker
+PROXY=$top_builddir/tests/tools/dt-proxy
 DTASK_BIN=$top_builddir/src/cli/dtask
 
 # need_built PROG...: bail out unless each PROG is an executable.
@@ -99,6 +103,25 @@ JSON
 
 # conf FILE NAME [EXTRA JSON FIELDS]: the same with stop_grace 2000.
 conf() { conf_grace "$1" "$2" 2000 "${3:-}"; }
+
+# ---------------------------------------------------------------- proxy
+# start_redis_proxy: spawn dt-proxy as "proxy" in front of the test's Redis
+# and set $PROXY_PORT to its port; the status of the wait for it.  SIGUSR1
+# to "proxy" cuts every link through it, SIGUSR2 mends them.
+start_redis_proxy() {
+	spawn proxy "$PROXY" -P "$REDIS_PORT" -o "$T/proxy.port"
+	wait_for "the proxy's port" 10 test -s "$T/proxy.port" || return 1
+	PROXY_PORT=$(cat "$T/proxy.port")
+}
+
+# conf_proxied FILE NAME [EXTRA]: conf, with Redis reached only through
+# the proxy.
+conf_proxied() {
+	_dt_cl_direct=$REDIS_PORT
+	REDIS_PORT=$PROXY_PORT
+	conf "$@"
+	REDIS_PORT=$_dt_cl_direct
+}
 
 # ---------------------------------------------------------------- daemons
 # start_dist NAME: write $T/NAME.json (conf), spawn the distributor NAME and

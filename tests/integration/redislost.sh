@@ -18,23 +18,17 @@ need_certtool
 plan 20
 watchdog 180
 
-PROXY=$top_builddir/tests/tools/dt-proxy
 need_built "$DIST" "$TW" "$PROXY"
 start_cluster
 use_count_file
 
-spawn proxy "$PROXY" -P "$REDIS_PORT" -o "$T/proxy.port"
-wait_for "the proxy's port" 10 test -s "$T/proxy.port"
-PROXY_PORT=$(cat "$T/proxy.port")
+start_redis_proxy || bail_out "cannot start dt-proxy"
 
 start_dist d1
 ok $? "distributor d1 starts (Redis direct)"
 P=$(dist_port d1)
 # tw-a reaches Redis only through the proxy.
-direct=$REDIS_PORT
-REDIS_PORT=$PROXY_PORT
-conf "$T/tw-a.json" tw-a "\"threads\": 3, \"distributors\": [[\"127.0.0.1\", $P]]"
-REDIS_PORT=$direct
+conf_proxied "$T/tw-a.json" tw-a "\"threads\": 3, \"distributors\": [[\"127.0.0.1\", $P]]"
 conf "$T/tw-b.json" tw-b "\"threads\": 2, \"distributors\": [[\"127.0.0.1\", $P]]"
 
 running_on() {

@@ -13,14 +13,11 @@ need_certtool
 plan 13
 watchdog 120
 
-PROXY=$top_builddir/tests/tools/dt-proxy
 need_built "$DIST" "$TW" "$PROXY"
 start_cluster
 use_count_file
 
-spawn proxy "$PROXY" -P "$REDIS_PORT" -o "$T/proxy.port"
-wait_for "the proxy's port" 10 test -s "$T/proxy.port"
-PROXY_PORT=$(cat "$T/proxy.port")
+start_redis_proxy || bail_out "cannot start dt-proxy"
 kill -USR1 "$(pid_of proxy)"
 wait_log proxy 'cut' 10
 ok $? "the proxy to Redis is cut before the worker starts"
@@ -28,10 +25,7 @@ ok $? "the proxy to Redis is cut before the worker starts"
 start_dist d1
 ok $? "distributor d1 starts (Redis direct)"
 P=$(dist_port d1)
-direct=$REDIS_PORT
-REDIS_PORT=$PROXY_PORT
-conf "$T/tw-a.json" tw-a "\"threads\": 2, \"distributors\": [[\"127.0.0.1\", $P]]"
-REDIS_PORT=$direct
+conf_proxied "$T/tw-a.json" tw-a "\"threads\": 2, \"distributors\": [[\"127.0.0.1\", $P]]"
 
 spawn tw-a "$TW" -c "$T/tw-a.json" -f
 wait_log d1 'worker tw-a connected from .*it has no Redis yet: no runs to it' 15
